@@ -1,0 +1,62 @@
+"""Dependencies: the service and the job runner live on the application state."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from sistack.errors import InputError
+from sistack.service.jobs import JobRunner
+from sistack.service.runs import RunService
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def service(request: Request) -> RunService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def jobs(request: Request) -> JobRunner:
+    return request.app.state.jobs  # type: ignore[no-any-return]
+
+
+async def receive_upload(request: Request, folder: Path) -> tuple[Path, str]:
+    """Stream the multipart field ``file`` to a server-named file in ``folder``.
+
+    The body limit middleware stops oversized bodies while they stream; the user's file name is
+    returned only as display metadata, never used as a path.
+    """
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InputError(
+            "Send the file as multipart/form-data in a field named 'file'.",
+            code="upload_expected",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InputError("The form has no file field named 'file'.", code="upload_expected")
+        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".bin", dir=folder)
+        path = Path(name)
+        with open(fd, "wb") as out:
+            await upload.seek(0)
+            shutil.copyfileobj(upload.file, out, length=1 << 20)
+        return path, upload.filename or "upload"

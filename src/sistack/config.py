@@ -1,0 +1,52 @@
+"""Settings: one object, read from ``SISTACK_*`` environment variables at the edge and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the product. Domain code receives the values it needs as arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="SISTACK_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".sistack")
+    database_url: str | None = None
+    artifact_root: Path | None = None
+
+    # Reading limits, enforced while reading.
+    max_upload_bytes: int = 2 * 1024**3
+    max_columns: int = 2000
+    max_cell_chars: int = 1_000_000
+    max_xlsx_uncompressed_bytes: int = 4 * 1024**3
+    max_xlsx_ratio: int = 200
+
+    # Segmentation defaults.
+    k_min: int = 2
+    k_max: int = 8
+    seed: int = 42
+    selection_sample: int = 20_000
+    silhouette_sample: int = 10_000
+    fit_sample: int = 200_000
+    stability_resamples: int = 20
+    stability_sample: int = 5_000
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    job_workers: int = 1
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'sistack.db'}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.artifact_root or (self.home / "runs")
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"

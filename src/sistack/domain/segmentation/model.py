@@ -1,0 +1,222 @@
+"""Preprocessing and the segment model, following the scikit-learn estimator contract.
+
+``FeatureScaler`` applies ``log1p`` to heavy-tailed columns, winsorises at data quantiles and
+robust-scales (median / IQR). ``SegmentModel`` chooses k (unless fixed), fits k-means on a
+deterministic sample, and orders segments by revenue so segment 1 is the largest revenue
+contributor in every run. Both store only numbers, so they round-trip through JSON: nothing is
+ever pickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.cluster import KMeans
+from sklearn.exceptions import NotFittedError
+
+from sistack.domain.segmentation.selection import KScore, choose_k, sample_indices
+
+CHUNK_ROWS = 500_000
+
+
+class FeatureScaler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """log1p (selected columns) -> winsorise at quantiles -> (x - median) / IQR.
+
+    Args:
+        log_columns: indices of columns transformed with ``log1p`` (values below 0 become 0).
+        clip_quantiles: lower and upper quantiles for winsorising.
+    """
+
+    def __init__(
+        self, *, log_columns: Sequence[int] = (), clip_quantiles: tuple[float, float] = (0.01, 0.99)
+    ) -> None:
+        self.log_columns = log_columns
+        self.clip_quantiles = clip_quantiles
+
+    def _log(self, X: np.ndarray) -> np.ndarray:
+        X = np.array(X, dtype=np.float64, copy=True)
+        for j in self.log_columns:
+            X[:, j] = np.log1p(np.maximum(X[:, j], 0.0))
+        return X
+
+    def fit(self, X: np.ndarray, y: Any = None) -> FeatureScaler:
+        Z = self._log(X)
+        low, high = self.clip_quantiles
+        self.lower_ = np.nanquantile(Z, low, axis=0)
+        self.upper_ = np.nanquantile(Z, high, axis=0)
+        Z = np.clip(Z, self.lower_, self.upper_)
+        self.center_ = np.nanmedian(Z, axis=0)
+        q25, q75 = np.nanquantile(Z, [0.25, 0.75], axis=0)
+        iqr = q75 - q25
+        std = np.nanstd(Z, axis=0)
+        # A column with an IQR of zero (e.g. mostly-zero counts) falls back to its std; a constant
+        # column keeps scale 1 and contributes nothing.
+        scale = np.where(iqr > 0, iqr, np.where(std > 0, std, 1.0))
+        self.scale_ = scale
+        self.constant_ = std == 0
+        self.n_features_in_ = Z.shape[1]
+        return self
+
+    def clipped_counts(self, X: np.ndarray) -> np.ndarray:
+        """How many values per column winsorising changes."""
+        self._check()
+        Z = self._log(X)
+        return ((self.lower_ > Z) | (self.upper_ < Z)).sum(axis=0)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        self._check()
+        Z = np.clip(self._log(X), self.lower_, self.upper_)
+        Z = (Z - self.center_) / self.scale_
+        return np.nan_to_num(Z, nan=0.0)
+
+    def _check(self) -> None:
+        if not hasattr(self, "scale_"):
+            raise NotFittedError("FeatureScaler is not fitted yet; call fit first.")
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check()
+        return {
+            "log_columns": [int(j) for j in self.log_columns],
+            "clip_quantiles": list(self.clip_quantiles),
+            "lower": self.lower_.tolist(),
+            "upper": self.upper_.tolist(),
+            "center": self.center_.tolist(),
+            "scale": self.scale_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureScaler:
+        scaler = cls(
+            log_columns=tuple(data["log_columns"]),
+            clip_quantiles=(data["clip_quantiles"][0], data["clip_quantiles"][1]),
+        )
+        scaler.lower_ = np.asarray(data["lower"], dtype=np.float64)
+        scaler.upper_ = np.asarray(data["upper"], dtype=np.float64)
+        scaler.center_ = np.asarray(data["center"], dtype=np.float64)
+        scaler.scale_ = np.asarray(data["scale"], dtype=np.float64)
+        scaler.constant_ = np.zeros(len(scaler.scale_), dtype=bool)
+        scaler.n_features_in_ = len(scaler.scale_)
+        return scaler
+
+
+def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest center and the Euclidean distance to it, computed in chunks."""
+    labels = np.empty(len(X), dtype=np.int32)
+    dist = np.empty(len(X), dtype=np.float64)
+    for start in range(0, len(X), CHUNK_ROWS):
+        block = X[start : start + CHUNK_ROWS]
+        d2 = np.stack([((block - c) ** 2).sum(axis=1) for c in centers], axis=1)
+        idx = d2.argmin(axis=1)
+        labels[start : start + len(block)] = idx
+        dist[start : start + len(block)] = np.sqrt(d2[np.arange(len(block)), idx])
+    return labels, dist
+
+
+class SegmentModel(ClusterMixin, BaseEstimator):  # type: ignore[misc]
+    """k-means segmentation with automatic k, sample-based fitting and revenue ordering.
+
+    Args:
+        n_segments: fixed k, or None to choose k in ``k_range`` by silhouette.
+        k_range: inclusive range of k tried when choosing.
+        random_state: seed for every random step (sampling, k-means initialisation).
+        selection_sample: rows used to score each candidate k.
+        silhouette_sample: rows of that sample used for the silhouette score.
+        fit_sample: above this many rows, k-means is fitted on a sample and all rows assigned.
+        n_init: k-means restarts.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_segments: int | None = None,
+        k_range: tuple[int, int] = (2, 8),
+        random_state: int = 42,
+        selection_sample: int = 20_000,
+        silhouette_sample: int = 10_000,
+        fit_sample: int = 200_000,
+        n_init: int = 4,
+    ) -> None:
+        self.n_segments = n_segments
+        self.k_range = k_range
+        self.random_state = random_state
+        self.selection_sample = selection_sample
+        self.silhouette_sample = silhouette_sample
+        self.fit_sample = fit_sample
+        self.n_init = n_init
+
+    def fit(
+        self, X: np.ndarray, y: Any = None, *, revenue: np.ndarray | None = None
+    ) -> SegmentModel:
+        """Fit on scaled features ``X``; ``revenue`` (per row) orders the segments."""
+        X = np.asarray(X, dtype=np.float64)
+        n = len(X)
+        if self.n_segments is not None:
+            k = int(self.n_segments)
+            self.k_scores_: list[KScore] = []
+        else:
+            low, high = self.k_range
+            ks = [k for k in range(low, high + 1) if k < n]
+            sel = sample_indices(n, self.selection_sample, seed=self.random_state)
+            self.k_scores_, k = choose_k(
+                X[sel],
+                ks,
+                seed=self.random_state,
+                silhouette_n=self.silhouette_sample,
+                n_init=self.n_init,
+            )
+        fit_idx = sample_indices(n, self.fit_sample, seed=self.random_state + 1)
+        km = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
+        km.fit(X[fit_idx])
+        raw_labels, _ = nearest(X, km.cluster_centers_)
+        counts = np.bincount(raw_labels, minlength=k).astype(np.float64)
+        money = (
+            np.bincount(raw_labels, weights=revenue, minlength=k) if revenue is not None else counts
+        )
+        centers = km.cluster_centers_
+        # Order: revenue desc, then size desc, then the centre's coordinates (total order).
+        keys = sorted(range(k), key=lambda j: (-money[j], -counts[j], tuple(centers[j])))
+        self.cluster_centers_ = centers[keys]
+        self.n_segments_ = k
+        self.inertia_ = float(km.inertia_)
+        self.n_iter_ = int(km.n_iter_)
+        self.labels_, self.distances_ = nearest(X, self.cluster_centers_)
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError("SegmentModel is not fitted yet; call fit first.")
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """0-based segment index (segment id minus one) of the nearest centre."""
+        self._check()
+        return nearest(np.asarray(X, dtype=np.float64), self.cluster_centers_)[0]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Distances to every centre."""
+        self._check()
+        X = np.asarray(X, dtype=np.float64)
+        return np.stack(
+            [np.sqrt(((X - c) ** 2).sum(axis=1)) for c in self.cluster_centers_], axis=1
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check()
+        return {
+            "n_segments": self.n_segments_,
+            "random_state": self.random_state,
+            "centers": self.cluster_centers_.tolist(),
+            "inertia_sample": self.inertia_,
+            "k_scores": [s.to_dict() for s in self.k_scores_],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmentModel:
+        model = cls(n_segments=data["n_segments"], random_state=data["random_state"])
+        model.cluster_centers_ = np.asarray(data["centers"], dtype=np.float64)
+        model.n_segments_ = int(data["n_segments"])
+        model.inertia_ = float(data.get("inertia_sample", 0.0))
+        model.k_scores_ = [KScore(**s) for s in data.get("k_scores", [])]
+        return model

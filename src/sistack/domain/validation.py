@@ -1,0 +1,323 @@
+"""From a raw customer-level table and a mapping to a typed, cleaned customer table.
+
+The output has canonical column names (``customer_id``, ``income``, ``purchases_web``,
+``spend_wines``, ``campaign_cmp1`` ...) whatever the input called them, so everything downstream
+works on one vocabulary. Every excluded row and every changed value is logged in the quality
+report; unusable input raises an :class:`~sistack.errors.InputError` naming column and rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from sistack.domain.quality import CHANGED, EXCLUDED, WARNING, QualityLog, QualityReport
+from sistack.domain.schema import CUSTOMERS, ColumnMapping, require_roles, role_kind
+from sistack.domain.values import parse_dates, parse_numbers
+from sistack.errors import InputError, row_examples
+
+ROW = "_row"
+
+# Roles whose missing values mean "none" rather than "unknown".
+ZERO_IF_MISSING = ("kids", "teens", "complaints", "deal_purchases", "orders", "revenue")
+ZERO_FAMILIES = ("purchases", "spend", "campaign")
+# Roles imputed with the median when missing.
+MEDIAN_IF_MISSING = ("income", "age", "recency_days", "web_visits")
+# Roles that cannot be negative.
+NON_NEGATIVE = (
+    "kids",
+    "teens",
+    "complaints",
+    "deal_purchases",
+    "orders",
+    "revenue",
+    "web_visits",
+    "recency_days",
+    "income",
+    "cost_contact",
+    "revenue_per_response",
+)
+MIN_AGE, MAX_AGE = 16, 100
+
+
+@dataclass(frozen=True)
+class CustomerTable:
+    """A validated customer table, its quality report and the reference ("as of") date."""
+
+    table: pl.DataFrame
+    report: QualityReport
+    reference_date: dt.date | None
+
+
+def canonical_name(role: str) -> str:
+    """``purchases:web`` -> ``purchases_web``; single roles keep their name."""
+    return role.replace(":", "_")
+
+
+def _rows(frame: pl.DataFrame, mask: pl.Series) -> pl.Series:
+    return frame.get_column(ROW).filter(mask)
+
+
+def clean_ids(frame: pl.DataFrame, column: str, log: QualityLog) -> pl.DataFrame:
+    """Give every row a text customer id; drop rows without one (counted)."""
+    ids = frame.get_column(column)
+    if ids.dtype.is_float():
+        ids = pl.Series(column, ids.cast(pl.Int64, strict=False))
+    ids = ids.cast(pl.String).str.strip_chars()
+    frame = frame.with_columns(ids.alias("customer_id"))
+    missing = frame.get_column("customer_id").is_null() | (frame.get_column("customer_id") == "")
+    log.add(
+        EXCLUDED,
+        "missing_customer_id",
+        f"Rows without a customer id in '{column}' were not used.",
+        column=column,
+        rows=_rows(frame, missing),
+    )
+    return frame.filter(~missing)
+
+
+def check_numeric(frame: pl.DataFrame, column: str, invalid: pl.Series) -> None:
+    """Raise when a numeric column holds values that are not numbers."""
+    if not invalid.any():
+        return
+    rows = _rows(frame, invalid).to_list()
+    values = frame.get_column(column).filter(invalid).head(3).cast(pl.String).to_list()
+    shown = ", ".join(repr(v) for v in values)
+    raise InputError(
+        f"Column '{column}' has {len(rows)} values that are not numbers ({row_examples(rows)}: "
+        f"{shown}). Fix or clear those cells, or map the column to 'ignore'.",
+        code="non_numeric_values",
+        details={"column": column, "count": len(rows), "rows": rows[:20], "examples": values},
+    )
+
+
+def validate_customers(
+    frame: pl.DataFrame,
+    mapping: ColumnMapping,
+    *,
+    reference_date: dt.date | None = None,
+) -> CustomerTable:
+    """Type, clean and de-duplicate a customer-level table.
+
+    Args:
+        frame: the raw table (text or typed columns) as read.
+        mapping: column -> role, shape ``customers``.
+        reference_date: the "as of" date; by default the latest signup date in the data.
+    """
+    if mapping.shape != CUSTOMERS:
+        raise ValueError("validate_customers needs a customer-level mapping")
+    require_roles(mapping)
+    rows_read = frame.height
+    if rows_read == 0:
+        raise InputError("The file has a header but no data rows.", code="no_data_rows")
+    log = QualityLog()
+    frame = frame.with_row_index(ROW, offset=1)
+    id_column = mapping.column_for("customer_id")
+    assert id_column is not None
+    frame = clean_ids(frame, id_column, log)
+
+    dupes = (
+        frame.get_column("customer_id").is_duplicated()
+        & ~frame.get_column("customer_id").is_first_distinct()
+    )
+    log.add(
+        EXCLUDED,
+        "duplicate_customer_id",
+        f"Rows repeating a customer id already seen in '{id_column}' were not used "
+        "(the first row of each id is kept).",
+        column=id_column,
+        rows=_rows(frame, dupes),
+    )
+    frame = frame.filter(~dupes)
+    if frame.height == 0:
+        raise InputError(
+            f"No row has a usable customer id in column '{id_column}'.", code="no_usable_rows"
+        )
+
+    typed: dict[str, pl.Series] = {"customer_id": frame.get_column("customer_id")}
+    for column, role in mapping.columns.items():
+        if role == "customer_id":
+            continue
+        name = canonical_name(role)
+        source = frame.get_column(column)
+        kind = role_kind(role, CUSTOMERS)
+        if kind == "date":
+            parsed, fmt = parse_dates(source)
+            bad = parsed.invalid
+            if bad.sum() > 0.5 * max(1, source.drop_nulls().len()):
+                raise InputError(
+                    f"Column '{column}' was mapped to a date role but {int(bad.sum())} values "
+                    f"are not dates ({row_examples(_rows(frame, bad).to_list())}).",
+                    code="invalid_dates",
+                    details={"column": column, "rows": _rows(frame, bad).head(20).to_list()},
+                )
+            log.add(
+                CHANGED,
+                "unparseable_date",
+                f"Values of '{column}' that are not dates were treated as missing.",
+                column=column,
+                rows=_rows(frame, bad),
+            )
+            log.add(
+                CHANGED,
+                "mixed_date_formats",
+                f"Some dates in '{column}' use another "
+                f"format than the column's main one ({fmt}); they were read as dates.",
+                column=column,
+                rows=_rows(frame, parsed.cleaned),
+            )
+            typed[name] = parsed.values.alias(name)
+            continue
+        parsed_n = parse_numbers(source, flags=True)
+        check_numeric(frame, column, parsed_n.invalid)
+        log.add(
+            CHANGED,
+            "cleaned_number",
+            f"Values of '{column}' with currency signs, spaces, "
+            "thousands separators or decimal commas were read as numbers.",
+            column=column,
+            rows=_rows(frame, parsed_n.cleaned),
+        )
+        log.add(
+            CHANGED,
+            "non_finite",
+            f"Infinite or NaN values of '{column}' were treated as missing.",
+            column=column,
+            rows=_rows(frame, parsed_n.nonfinite),
+        )
+        typed[name] = parsed_n.values.alias(name)
+
+    table = pl.DataFrame(typed)
+    rows = frame.get_column(ROW)
+    reference = reference_date
+    if reference is None and "signup_date" in table.columns:
+        reference = table.get_column("signup_date").max()  # type: ignore[assignment]
+    table = _clean_values(table, rows, mapping, log, reference)
+    report = log.report(rows_read=rows_read, rows_used=table.height)
+    return CustomerTable(table=table, report=report, reference_date=reference)
+
+
+def _source(mapping: ColumnMapping, name: str) -> str:
+    for column, role in mapping.columns.items():
+        if canonical_name(role) == name:
+            return column
+    return name
+
+
+def _clean_values(
+    table: pl.DataFrame,
+    rows: pl.Series,
+    mapping: ColumnMapping,
+    log: QualityLog,
+    reference: dt.date | None,
+) -> pl.DataFrame:
+    """Implausible values, negatives, future dates, imputation; each change logged."""
+    updates: list[pl.Series] = []
+    for name in table.columns:
+        if name == "customer_id":
+            continue
+        column = _source(mapping, name)
+        values = table.get_column(name)
+        if values.null_count() == values.len():
+            log.warn(
+                "all_missing_column",
+                f"Column '{column}' has no values; it is not used to segment.",
+                column=column,
+            )
+        elif values.drop_nulls().n_unique() == 1 and values.null_count() == 0:
+            log.warn(
+                "constant_column",
+                f"Column '{column}' has the same value in every row; "
+                "it cannot separate customers and is not used to segment.",
+                column=column,
+            )
+        if name == "signup_date" and reference is not None:
+            future = (values > reference).fill_null(False)
+            log.add(
+                CHANGED,
+                "date_after_reference",
+                f"Dates in '{column}' after the reference "
+                f"date {reference.isoformat()} were set to it.",
+                column=column,
+                rows=rows.filter(future),
+            )
+            values = pl.select(pl.when(future).then(reference).otherwise(values)).to_series()
+        if name == "birth_year":
+            year = reference.year if reference is not None else None
+            low = (year - MAX_AGE) if year else 1900
+            high = (year - MIN_AGE) if year else 10_000
+            bad = ((values < low) | (values > high)).fill_null(False)
+            log.add(
+                CHANGED,
+                "implausible_birth_year",
+                f"Birth years in '{column}' outside "
+                f"{low}..{high} (age {MIN_AGE}..{MAX_AGE}) were treated as missing and "
+                "imputed with the median.",
+                column=column,
+                rows=rows.filter(bad),
+            )
+            values = pl.select(pl.when(bad).then(None).otherwise(values)).to_series()
+        if name == "age":
+            bad = ((values < MIN_AGE) | (values > MAX_AGE)).fill_null(False)
+            log.add(
+                CHANGED,
+                "implausible_age",
+                f"Ages in '{column}' outside {MIN_AGE}.."
+                f"{MAX_AGE} were treated as missing and imputed with the median.",
+                column=column,
+                rows=rows.filter(bad),
+            )
+            values = pl.select(pl.when(bad).then(None).otherwise(values)).to_series()
+        family = name.split("_", 1)[0]
+        if values.dtype.is_numeric() and (name in NON_NEGATIVE or family in ZERO_FAMILIES):
+            negative = (values < 0).fill_null(False)
+            log.add(
+                CHANGED,
+                "negative_value",
+                f"Negative values in '{column}' were set to 0.",
+                column=column,
+                rows=rows.filter(negative),
+            )
+            values = values.clip(lower_bound=0)
+        missing = values.is_null()
+        if missing.any() and values.null_count() < values.len():
+            if name in MEDIAN_IF_MISSING or name == "birth_year":
+                median = values.median()
+                log.add(
+                    CHANGED,
+                    "imputed_median",
+                    f"Missing values of '{column}' were filled with the median ({median:g}).",
+                    column=column,
+                    rows=rows.filter(missing),
+                )
+                values = values.fill_null(median)
+            elif name in ZERO_IF_MISSING or family in ZERO_FAMILIES:
+                log.add(
+                    CHANGED,
+                    "imputed_zero",
+                    f"Missing values of '{column}' were read as 0.",
+                    column=column,
+                    rows=rows.filter(missing),
+                )
+                values = values.fill_null(0)
+            elif name == "signup_date":
+                log.add(
+                    WARNING,
+                    "missing_date",
+                    f"Missing dates in '{column}': tenure is imputed with the median.",
+                    column=column,
+                    rows=rows.filter(missing),
+                )
+            elif name == "response":
+                log.add(
+                    WARNING,
+                    "missing_label",
+                    f"Missing values of '{column}' are left "
+                    "unknown; those customers do not count in response rates.",
+                    column=column,
+                    rows=rows.filter(missing),
+                )
+        updates.append(values.alias(name))
+    return table.with_columns(updates)

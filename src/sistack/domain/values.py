@@ -1,0 +1,159 @@
+"""Typing raw cells: numbers, dates and flags, with an account of what was cleaned or rejected.
+
+Readers hand over text (CSV, XLSX) or typed columns (Parquet); these functions turn one column
+into typed values and say which rows needed cleaning and which could not be read at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", "#n/a", "missing")
+
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+    "%Y%m%d",
+)
+DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%d-%m-%Y %H:%M",
+)
+
+_THOUSANDS = r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$"
+_DECIMAL_COMMA = r"^[-+]?\d+,\d+$"
+_FLAG_TRUE = ("true", "yes", "y", "t")
+_FLAG_FALSE = ("false", "no", "n", "f")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A typed column plus the rows (0-based positions) that were cleaned, invalid or non-finite."""
+
+    values: pl.Series
+    cleaned: pl.Series  # Boolean: text needed cleaning (currency, separators) to read
+    invalid: pl.Series  # Boolean: present but not readable as the wanted type
+    nonfinite: pl.Series  # Boolean: inf / nan / overflow, treated as missing
+
+
+def _is_null_token(text: pl.Series) -> pl.Series:
+    return text.str.to_lowercase().is_in(NULL_TOKENS)
+
+
+def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
+    """Read a column as Float64.
+
+    Currency symbols, percent signs, spaces and thousands separators are removed (counted as
+    cleaned); a lone comma between digits is read as a decimal comma. ``flags`` also accepts
+    true/false/yes/no. Infinite and NaN values become missing and are reported as non-finite.
+    """
+    n = series.len()
+    false = pl.Series("x", [False] * n, dtype=pl.Boolean)
+    if series.dtype.is_numeric() or series.dtype == pl.Boolean:
+        values = series.cast(pl.Float64)
+        nonfinite = (values.is_nan() | values.is_infinite()).fill_null(False)
+        values = pl.select(
+            pl.when(nonfinite).then(None).otherwise(values).alias(series.name)
+        ).to_series()
+        return Parsed(values, false, false, nonfinite)
+    text = series.cast(pl.String).str.strip_chars()
+    missing = text.is_null() | _is_null_token(text)
+    direct = text.cast(pl.Float64, strict=False)
+    frame = pl.DataFrame({"t": text, "d": direct, "m": missing})
+    cleaned_text = (
+        pl.col("t")
+        .str.replace_all(r"[\s$€£¥%]|^'|(?i:usd|eur|gbp)", "")
+        .str.replace(r"^\((.*)\)$", "-$1")
+    )
+    frame = frame.with_columns(c=cleaned_text)
+    frame = frame.with_columns(
+        c=pl.when(pl.col("c").str.contains(_THOUSANDS))
+        .then(pl.col("c").str.replace_all(",", ""))
+        .when(pl.col("c").str.contains(_DECIMAL_COMMA))
+        .then(pl.col("c").str.replace(",", "."))
+        .otherwise(pl.col("c"))
+    )
+    second = pl.col("c").cast(pl.Float64, strict=False)
+    if flags:
+        lower = pl.col("t").str.to_lowercase()
+        second = (
+            pl.when(lower.is_in(_FLAG_TRUE))
+            .then(1.0)
+            .when(lower.is_in(_FLAG_FALSE))
+            .then(0.0)
+            .otherwise(second)
+        )
+    frame = frame.with_columns(s=second)
+    value = pl.when(pl.col("m")).then(None).otherwise(pl.coalesce("d", "s"))
+    frame = frame.with_columns(v=value)
+    frame = frame.with_columns(
+        cleaned=(~pl.col("m") & pl.col("d").is_null() & pl.col("s").is_not_null()),
+        invalid=(~pl.col("m") & pl.col("v").is_null()),
+        nonfinite=(pl.col("v").is_nan() | pl.col("v").is_infinite()).fill_null(False),
+    )
+    frame = frame.with_columns(v=pl.when(pl.col("nonfinite")).then(None).otherwise(pl.col("v")))
+    return Parsed(
+        frame.get_column("v").alias(series.name),
+        frame.get_column("cleaned"),
+        frame.get_column("invalid"),
+        frame.get_column("nonfinite"),
+    )
+
+
+def _try_format(text: pl.Series, fmt: str, *, datetime: bool) -> pl.Series:
+    if datetime:
+        return text.str.strptime(pl.Datetime("us"), fmt, strict=False).dt.date()
+    return text.str.strptime(pl.Date, fmt, strict=False)
+
+
+def parse_dates(series: pl.Series, *, sample: int = 5000) -> tuple[Parsed, str | None]:
+    """Read a column as dates, choosing the format that reads most of a sample of values.
+
+    Several formats are tried on the first ``sample`` non-empty values; the first format (in the
+    order above) with the most successes wins, so "05-09-2012" is day-first only when a value such
+    as "13-09-2012" shows it, and ISO dates win over everything. Returns the format used.
+    """
+    n = series.len()
+    false = pl.Series("x", [False] * n, dtype=pl.Boolean)
+    if series.dtype == pl.Date:
+        return Parsed(series, false, false, false), None
+    if isinstance(series.dtype, pl.Datetime):
+        return Parsed(series.dt.date(), false, false, false), None
+    text = series.cast(pl.String).str.strip_chars()
+    missing = (text.is_null() | _is_null_token(text)).fill_null(True)
+    head = text.filter(~missing).head(sample)
+    best: tuple[int, str, bool] | None = None
+    for is_dt, formats in ((False, DATE_FORMATS), (True, DATETIME_FORMATS)):
+        for fmt in formats:
+            hits = head.len() - _try_format(head, fmt, datetime=is_dt).null_count()
+            if hits > 0 and (best is None or hits > best[0]):
+                best = (hits, fmt, is_dt)
+    if best is None:
+        values = pl.Series(series.name, [None] * n, dtype=pl.Date)
+        return Parsed(values, false, ~missing, false), None
+    _, fmt, is_dt = best
+    values = _try_format(text, fmt, datetime=is_dt)
+    # A value in another format is still a date: try the others before calling it invalid.
+    invalid_first = values.is_null() & ~missing
+    if invalid_first.any():
+        for other_dt, formats in ((False, DATE_FORMATS), (True, DATETIME_FORMATS)):
+            for other in formats:
+                if other == fmt:
+                    continue
+                values = values.fill_null(_try_format(text, other, datetime=other_dt))
+    cleaned = invalid_first & values.is_not_null()
+    invalid = values.is_null() & ~missing
+    return Parsed(values.alias(series.name), cleaned, invalid, false), fmt

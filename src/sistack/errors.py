@@ -1,0 +1,79 @@
+"""One error hierarchy for the whole product.
+
+Every error carries a stable ``code`` (what a client can switch on), a ``message`` a person can act
+on, optional structured ``details`` and the HTTP status the API answers with. The API and the CLI
+translate these once, at the edge; nothing below them knows about HTTP or exit codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SistackError(Exception):
+    """Base class: an expected, explainable failure."""
+
+    code = "error"
+    status = 400
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InputError(SistackError):
+    """The user's data or request cannot be used as given (HTTP 422, CLI exit 2)."""
+
+    code = "invalid_input"
+    status = 422
+
+
+class UnsupportedFormat(InputError):
+    """The file content is not a format we read (HTTP 415)."""
+
+    code = "unsupported_format"
+    status = 415
+
+
+class LimitExceeded(InputError):
+    """A configured size limit was exceeded while reading (HTTP 413)."""
+
+    code = "limit_exceeded"
+    status = 413
+
+
+class NotFound(SistackError):
+    """An id that does not exist (or is malformed) was asked for (HTTP 404)."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(SistackError):
+    """The object exists but is not in a state that allows the request (HTTP 409)."""
+
+    code = "conflict"
+    status = 409
+
+
+class StorageError(SistackError):
+    """The metadata store or artifact root failed (HTTP 503)."""
+
+    code = "storage_error"
+    status = 503
+
+
+def row_examples(rows: list[int], *, limit: int = 5) -> str:
+    """Format 1-based row numbers for a message: ``"rows 4, 19, 233, ..."``."""
+    shown = ", ".join(str(r) for r in rows[:limit])
+    more = ", ..." if len(rows) > limit else ""
+    word = "row" if len(rows) == 1 else "rows"
+    return f"{word} {shown}{more}"

@@ -1,0 +1,136 @@
+"""Run artifacts: one directory per run under the artifact root, written atomically.
+
+A run's files are written into ``<root>/.staging/<run_id>.<token>/`` and renamed to
+``<root>/<run_id>/`` in one step when complete, so a reader never sees a half-written run; a crash
+leaves only a staging directory, which the next start removes. Names and ids that come from a
+request are validated before any path is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sistack.errors import NotFound, StorageError
+
+RUN_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+ARTIFACTS = (
+    "input.parquet",
+    "features.parquet",
+    "assignments.parquet",
+    "model.json",
+    "profiles.json",
+    "quality.json",
+    "manifest.json",
+)
+STAGING = ".staging"
+
+
+def valid_id(value: str) -> bool:
+    """True for a well-formed ULID (the only ids the store creates)."""
+    return bool(RUN_ID.match(value))
+
+
+def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dump_json(data: Any) -> bytes:
+    """Canonical JSON (sorted keys, fixed separators): same data, same bytes."""
+    return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=True).encode()
+
+
+class ArtifactStore:
+    """Directories of run artifacts under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, run_id: str) -> Path:
+        if not valid_id(run_id):
+            raise NotFound(f"Run '{run_id[:40]}' does not exist.", code="run_not_found")
+        return self.root / run_id
+
+    def exists(self, run_id: str) -> bool:
+        return valid_id(run_id) and self._dir(run_id).is_dir()
+
+    def path(self, run_id: str, name: str) -> Path:
+        """Path of a named artifact of a finished run; only names from ARTIFACTS are allowed."""
+        if name not in ARTIFACTS:
+            raise NotFound(f"Artifact '{name[:60]}' does not exist.", code="artifact_not_found")
+        path = self._dir(run_id) / name
+        if not path.is_file():
+            raise NotFound(
+                f"Run '{run_id}' has no artifact '{name}' (is the run finished?).",
+                code="artifact_not_found",
+            )
+        return path
+
+    def read_json(self, run_id: str, name: str) -> Any:
+        return json.loads(self.path(run_id, name).read_bytes())
+
+    @contextmanager
+    def staging(self, run_id: str) -> Iterator[Path]:
+        """Yield an empty directory; on success it becomes the run's directory atomically."""
+        final = self._dir(run_id)
+        tmp = self.root / STAGING / f"{run_id}.{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir(parents=True)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot write to the artifact root {self.root}: {exc.strerror}.",
+                code="artifact_root_unwritable",
+            ) from exc
+        try:
+            yield tmp
+            _fsync_dir(tmp)
+            if final.exists():
+                raise StorageError(f"Run directory {final} already exists.", code="run_exists")
+            os.replace(tmp, final)
+            _fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def delete(self, run_id: str) -> None:
+        path = self._dir(run_id)
+        if path.is_dir():
+            # Rename first so a half-deleted directory is never visible under the run id.
+            doomed = self.root / STAGING / f"{run_id}.deleted.{secrets.token_hex(4)}"
+            doomed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def clean_staging(self) -> int:
+        """Remove leftovers of interrupted runs; returns how many were removed."""
+        staging = self.root / STAGING
+        if not staging.is_dir():
+            return 0
+        removed = 0
+        for entry in staging.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

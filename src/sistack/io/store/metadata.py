@@ -1,0 +1,241 @@
+"""The metadata store: datasets and runs in SQLAlchemy 2 (SQLite by default, PostgreSQL by URL).
+
+The schema is owned by Alembic migrations (``migrations/``); opening a store brings the database
+to the latest revision. Callers get frozen records, never ORM objects, so no session leaks out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from sistack.errors import NotFound, StorageError
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(16))
+    shape: Mapped[str] = mapped_column(String(16))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    n_columns: Mapped[int] = mapped_column(Integer)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(26), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(26), nullable=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    progress: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    n_customers: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    k: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    format: str
+    shape: str
+    n_rows: int
+    n_columns: int
+    info: dict[str, Any]
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    dataset_id: str
+    parent_id: str | None
+    name: str
+    status: str
+    stage: str
+    progress: int
+    config: dict[str, Any]
+    error_code: str | None
+    error_message: str | None
+    n_customers: int | None
+    k: int | None
+    summary: dict[str, Any] | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+def _record(cls: type, row: Base) -> Any:
+    return cls(**{f: getattr(row, f) for f in cls.__dataclass_fields__})
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - driver hook
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database schema to the latest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class MetadataStore:
+    """Datasets and runs. One instance per process; safe to share between threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            if url.startswith("sqlite"):
+                path = url.split("///", 1)[-1]
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.engine = create_engine(
+                    url, connect_args={"check_same_thread": False, "timeout": 30}
+                )
+                _sqlite_pragmas(self.engine)
+            else:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            upgrade(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(
+                f"Cannot open the metadata database ({_safe_url(url)}): {exc.__class__.__name__}. "
+                "Check SISTACK_DATABASE_URL or SISTACK_HOME.",
+                code="database_unavailable",
+            ) from exc
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Datasets ---------------------------------------------------------------------------------
+    def add_dataset(self, record: DatasetRecord) -> None:
+        with self._session.begin() as s:
+            s.add(DatasetRow(**record.__dict__))
+
+    def get_dataset(self, dataset_id: str) -> DatasetRecord:
+        with self._session() as s:
+            row = s.get(DatasetRow, dataset_id)
+            if row is None:
+                raise NotFound(f"Dataset '{dataset_id}' does not exist.", code="dataset_not_found")
+            return _record(DatasetRecord, row)  # type: ignore[no-any-return]
+
+    # Runs -------------------------------------------------------------------------------------
+    def add_run(self, record: RunRecord) -> None:
+        with self._session.begin() as s:
+            s.add(RunRow(**record.__dict__))
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._session() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise NotFound(f"Run '{run_id}' does not exist.", code="run_not_found")
+            return _record(RunRecord, row)  # type: ignore[no-any-return]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        with self._session.begin() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise NotFound(f"Run '{run_id}' does not exist.", code="run_not_found")
+            for key, value in fields.items():
+                setattr(row, key, value)
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        dataset_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[RunRecord], int]:
+        """Newest first (ids sort by time); returns a page and the total count."""
+        query = select(RunRow)
+        if status:
+            query = query.where(RunRow.status == status)
+        if dataset_id:
+            query = query.where(RunRow.dataset_id == dataset_id)
+        with self._session() as s:
+            total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = s.scalars(query.order_by(RunRow.id.desc()).limit(limit).offset(offset)).all()
+            return [_record(RunRecord, r) for r in rows], int(total)
+
+    def delete_run(self, run_id: str) -> None:
+        with self._session.begin() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise NotFound(f"Run '{run_id}' does not exist.", code="run_not_found")
+            s.delete(row)
+
+    def mark_interrupted(self, *, now: dt.datetime) -> list[str]:
+        """Mark every queued or running run failed: its process is gone (call at start-up)."""
+        with self._session.begin() as s:
+            rows = s.scalars(select(RunRow).where(RunRow.status.in_([QUEUED, RUNNING]))).all()
+            for row in rows:
+                row.status = FAILED
+                row.error_code = "interrupted"
+                row.error_message = (
+                    f"The run was interrupted at stage '{row.stage}' (the process stopped). "
+                    "Start it again with reproduce or a new run."
+                )
+                row.finished_at = now
+            return [r.id for r in rows]
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

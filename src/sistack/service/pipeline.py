@@ -1,0 +1,262 @@
+"""The segmentation pipeline: raw table + mapping + config -> everything a run persists.
+
+This module only sequences domain functions and times them; it reads no files and writes none
+(``service.runs`` does). The same function serves ``sistack run``, the API's background jobs,
+reproduce and the benchmarks, so they all exercise one code path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from threadpoolctl import threadpool_limits
+
+from sistack.domain.features import FeatureMatrix, build_features
+from sistack.domain.profiles import SegmentProfile, build_profiles
+from sistack.domain.quality import CHANGED, QualityIssue, QualityReport
+from sistack.domain.schema import CUSTOMERS, ColumnMapping
+from sistack.domain.segmentation.model import FeatureScaler, SegmentModel
+from sistack.domain.segmentation.selection import sample_indices
+from sistack.domain.segmentation.stability import Stability, bootstrap_stability
+from sistack.domain.transactions import aggregate_transactions
+from sistack.domain.validation import CustomerTable, validate_customers
+from sistack.errors import InputError
+
+Progress = Callable[[str, int], None]
+
+
+class RunConfig(BaseModel):
+    """Every parameter that affects a run's results; recorded in the manifest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    k: int | None = Field(default=None, ge=2, le=30, description="Fixed number of segments.")
+    k_min: int = Field(default=2, ge=2, le=30)
+    k_max: int = Field(default=8, ge=2, le=30)
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    reference_date: dt.date | None = Field(
+        default=None, description="'As of' date; default: the latest date in the data."
+    )
+    selection_sample: int = Field(default=20_000, ge=100)
+    silhouette_sample: int = Field(default=10_000, ge=100)
+    fit_sample: int = Field(default=200_000, ge=1000)
+    n_init: int = Field(default=4, ge=1, le=50)
+    stability_resamples: int = Field(default=20, ge=0, le=500)
+    stability_sample: int = Field(default=5_000, ge=100)
+    clip_quantiles: tuple[float, float] = (0.01, 0.99)
+
+    @model_validator(mode="after")
+    def _range(self) -> RunConfig:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
+        low, high = self.clip_quantiles
+        if not 0 <= low < high <= 1:
+            raise ValueError("clip_quantiles must satisfy 0 <= low < high <= 1")
+        return self
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """Everything a run persists, in memory."""
+
+    customers: CustomerTable
+    features: FeatureMatrix
+    model_features: list[str]
+    scaler: FeatureScaler
+    model: SegmentModel
+    stability: Stability
+    assignments: pl.DataFrame
+    profiles: tuple[SegmentProfile, ...]
+    quality: QualityReport
+    shape: str = CUSTOMERS
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def model_document(self) -> dict[str, Any]:
+        """The fitted model as plain numbers (no pickle): features, scaler and centres."""
+        return {
+            "format": "sistack.segment-model/1",
+            "shape": self.shape,
+            "features": self.model_features,
+            "reference_date": _iso(self.customers.reference_date),
+            "scaler": self.scaler.to_dict(),
+            "model": self.model.to_dict(),
+            "stability": {
+                "jaccard": list(self.stability.jaccard),
+                "ari": self.stability.ari,
+                "resamples": self.stability.resamples,
+                "sample_size": self.stability.sample_size,
+            },
+        }
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def min_customers(config: RunConfig) -> int:
+    """Fewest usable customers a run accepts: two per segment of the smallest k asked for."""
+    return 2 * (config.k if config.k is not None else config.k_min)
+
+
+def prepare(
+    raw: pl.DataFrame, mapping: ColumnMapping, *, reference_date: dt.date | None
+) -> CustomerTable:
+    """Validate customer rows, or aggregate transactions, into a canonical customer table."""
+    if mapping.shape == CUSTOMERS:
+        return validate_customers(raw, mapping, reference_date=reference_date)
+    return aggregate_transactions(raw, mapping, reference_date=reference_date)
+
+
+def model_matrix(features: FeatureMatrix, names: list[str]) -> np.ndarray:
+    return features.frame.select(names).to_numpy().astype(np.float64, copy=False)
+
+
+def run_pipeline(
+    raw: pl.DataFrame,
+    mapping: ColumnMapping,
+    config: RunConfig,
+    *,
+    progress: Progress | None = None,
+) -> PipelineResult:
+    """Validate -> features -> scale -> choose k and fit -> stability -> profiles."""
+    report = progress or (lambda stage, pct: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 4)
+        clock = now
+
+    report("validate", 10)
+    customers = prepare(raw, mapping, reference_date=config.reference_date)
+    n = customers.table.height
+    needed = min_customers(config)
+    if n < needed:
+        raise InputError(
+            f"Only {n} usable customers; segmentation into "
+            f"{config.k or config.k_min} segments needs at least {needed}. Add customers or "
+            "ask for fewer segments (--k).",
+            code="too_few_customers",
+            details={"customers": n, "required": needed},
+        )
+    lap("validate")
+
+    report("features", 25)
+    features = build_features(customers.table, reference_date=customers.reference_date)
+    if "monetary" not in features.frame.columns:
+        raise InputError("No monetary value could be derived.", code="missing_monetary")
+    candidates = features.model_features
+    X_all = model_matrix(features, candidates)
+    keep = [j for j in range(len(candidates)) if np.nanstd(X_all[:, j]) > 0]
+    names = [candidates[j] for j in keep]
+    if not names:
+        raise InputError(
+            "Every usable feature is constant: the customers cannot be told apart.",
+            code="no_usable_features",
+        )
+    X = X_all[:, keep]
+    log_cols = [j for j, name in enumerate(names) if features_log(features, name)]
+    lap("features")
+
+    report("scale", 35)
+    fit_idx = sample_indices(n, config.fit_sample, seed=config.seed + 3)
+    scaler = FeatureScaler(log_columns=log_cols, clip_quantiles=config.clip_quantiles)
+    scaler.fit(X[fit_idx])
+    clipped = scaler.clipped_counts(X)
+    Z = scaler.transform(X)
+    lap("scale")
+
+    report("segment", 45)
+    model = SegmentModel(
+        n_segments=config.k,
+        k_range=(config.k_min, config.k_max),
+        random_state=config.seed,
+        selection_sample=config.selection_sample,
+        silhouette_sample=config.silhouette_sample,
+        fit_sample=config.fit_sample,
+        n_init=config.n_init,
+    )
+    revenue = features.frame.get_column("monetary").to_numpy()
+    # One OpenMP thread: k-means reduces per-thread partial sums in arbitrary order, which would
+    # change the last bits of the centres from one run to the next.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(Z, revenue=revenue)
+    lap("segment")
+
+    report("stability", 75)
+    stab_idx = sample_indices(n, config.stability_sample, seed=config.seed + 4)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        stability = bootstrap_stability(
+            Z[stab_idx],
+            model.cluster_centers_,
+            resamples=config.stability_resamples,
+            seed=config.seed + 5,
+        )
+    lap("stability")
+
+    report("profiles", 88)
+    segment = pl.Series("segment", model.labels_ + 1, dtype=pl.Int32)
+    assignments = pl.DataFrame(
+        {
+            "customer_id": features.frame.get_column("customer_id"),
+            "segment": segment,
+            "distance": pl.Series("distance", model.distances_, dtype=pl.Float64),
+        }
+    )
+    profiles = build_profiles(
+        features.frame,
+        customers.table,
+        segment,
+        feature_names=[s.name for s in features.specs],
+        model_features=names,
+        centers=model.cluster_centers_.tolist(),
+        stability=stability.jaccard,
+    )
+    quality = _with_capping(customers.report, names, clipped, config.clip_quantiles)
+    lap("profiles")
+    return PipelineResult(
+        customers=customers,
+        features=features,
+        model_features=names,
+        scaler=scaler,
+        model=model,
+        stability=stability,
+        assignments=assignments,
+        profiles=profiles,
+        quality=quality,
+        shape=mapping.shape,
+        timings=timings,
+    )
+
+
+def features_log(features: FeatureMatrix, name: str) -> bool:
+    return next(s.log for s in features.specs if s.name == name)
+
+
+def _with_capping(
+    report: QualityReport, names: list[str], clipped: np.ndarray, quantiles: tuple[float, float]
+) -> QualityReport:
+    """Add one entry per feature whose outliers were capped for modelling."""
+    extra = [
+        QualityIssue(
+            CHANGED,
+            "capped_for_model",
+            name,
+            int(count),
+            (),
+            f"{int(count)} values of feature '{name}' beyond the {quantiles[0]:.0%}-"
+            f"{quantiles[1]:.0%} quantiles were capped for segmentation (stored values unchanged).",
+        )
+        for name, count in zip(names, clipped, strict=True)
+        if count > 0
+    ]
+    return QualityReport(report.rows_read, report.rows_used, report.issues + tuple(extra))

@@ -1,0 +1,516 @@
+"""Use cases on datasets and runs: register, run, reproduce, score, list, delete.
+
+Entry points (CLI, API) call these and nothing below them. A run is written once: artifacts go
+to a staging directory that is renamed into place, then the metadata row is marked succeeded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import re
+import shutil
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from ulid import ULID
+
+from sistack import __version__
+from sistack.config import Settings
+from sistack.domain.schema import ColumnMapping, detect_mapping, require_roles
+from sistack.domain.segmentation.scoring import score_table
+from sistack.errors import Conflict, InputError, NotFound, SistackError
+from sistack.io.readers import RawTable, ReadLimits, read_table
+from sistack.io.store.artifacts import ArtifactStore, dump_json, sha256_file, valid_id
+from sistack.io.store.metadata import (
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    DatasetRecord,
+    MetadataStore,
+    RunRecord,
+)
+from sistack.service.pipeline import PipelineResult, RunConfig, prepare, run_pipeline
+
+log = logging.getLogger("sistack.runs")
+
+PACKAGES = ("polars", "numpy", "scikit-learn", "scipy", "pyarrow", "python-calamine")
+COMPARED = (
+    "features.parquet",
+    "assignments.parquet",
+    "model.json",
+    "profiles.json",
+    "quality.json",
+)
+UPLOAD_NAME = "upload.bin"
+
+
+def now() -> dt.datetime:
+    """Wall-clock time for metadata only (created/started/finished); never used in results."""
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    """A time-sortable unique id (ULID)."""
+    return str(ULID())
+
+
+def clean_filename(name: str | None) -> str:
+    """A display-only version of a user's file name: no path, no control characters, short."""
+    if not name:
+        return "upload"
+    base = re.split(r"[\\/]", name.replace("\x00", ""))[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip() or "upload"
+    return base[:120]
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What a file looks like to us: format, detected shape and mapping, a preview."""
+
+    raw: RawTable
+    mapping: ColumnMapping
+
+    def to_dict(self, *, preview_rows: int = 10) -> dict[str, Any]:
+        frame = self.raw.frame
+        preview = frame.head(preview_rows).cast(pl.String).to_dicts()
+        missing = {}
+        for column in frame.columns:
+            n_null = frame.get_column(column).null_count()
+            if n_null:
+                missing[column] = n_null
+        return {
+            "format": self.raw.format,
+            "delimiter": self.raw.delimiter,
+            "encoding": self.raw.encoding,
+            "rows": frame.height,
+            "columns": frame.columns,
+            "warnings": [{"code": w.code, "message": w.message} for w in self.raw.warnings],
+            "mapping": self.mapping.to_dict(),
+            "notes": list(self.mapping.notes),
+            "preview": preview,
+            "missing_values": missing,
+        }
+
+
+@dataclass(frozen=True)
+class ReproduceResult:
+    run_id: str
+    new_run_id: str
+    identical: bool
+    differing: list[str]
+
+
+class RunService:
+    """The product's use cases over one metadata store and one artifact root."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = MetadataStore(settings.db_url)
+        self.artifacts = ArtifactStore(settings.artifacts)
+        self.limits = ReadLimits.from_settings(settings)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def recover(self) -> list[str]:
+        """At start-up: runs left queued/running by a dead process are failed; staging cleaned."""
+        self.artifacts.clean_staging()
+        return self.store.mark_interrupted(now=now())
+
+    # Datasets ---------------------------------------------------------------------------------
+    def inspect(
+        self, path: Path, *, filename: str | None = None, shape: str | None = None
+    ) -> Inspection:
+        raw = read_table(path, limits=self.limits, filename=filename)
+        return Inspection(raw=raw, mapping=detect_mapping(raw.frame, shape=shape))
+
+    def add_dataset(
+        self,
+        path: Path,
+        *,
+        filename: str | None = None,
+        keep: bool = True,
+        shape: str | None = None,
+    ) -> tuple[DatasetRecord, Inspection]:
+        """Read and register a file. ``keep`` moves it under the home (uploads); otherwise the
+        dataset points at the caller's file (the CLI)."""
+        inspection = self.inspect(path, filename=filename, shape=shape)
+        dataset_id = new_id()
+        stored = path.resolve()
+        if keep:
+            folder = self.settings.datasets_dir / dataset_id
+            folder.mkdir(parents=True, exist_ok=True)
+            stored = folder / UPLOAD_NAME
+            shutil.move(str(path), stored)
+        info = inspection.to_dict(preview_rows=0)
+        info.pop("preview")
+        info["path"] = str(stored)
+        record = DatasetRecord(
+            id=dataset_id,
+            filename=clean_filename(filename or path.name),
+            sha256=sha256_file(stored),
+            size_bytes=stored.stat().st_size,
+            format=inspection.raw.format,
+            shape=inspection.mapping.shape,
+            n_rows=inspection.raw.frame.height,
+            n_columns=inspection.raw.frame.width,
+            info=info,
+            created_at=now(),
+        )
+        self.store.add_dataset(record)
+        return record, inspection
+
+    def _load(self, dataset: DatasetRecord) -> RawTable:
+        path = Path(dataset.info["path"])
+        if not path.is_file():
+            raise NotFound(
+                f"The file of dataset '{dataset.id}' is no longer at {path}.",
+                code="dataset_file_missing",
+            )
+        return read_table(path, limits=self.limits, filename=dataset.filename)
+
+    # Runs -------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        dataset_id: str,
+        *,
+        config: RunConfig | None = None,
+        mapping: dict[str, Any] | None = None,
+        name: str | None = None,
+        parent_id: str | None = None,
+    ) -> RunRecord:
+        """Queue a run of a dataset; the mapping is validated now so errors come back at once."""
+        dataset = self.store.get_dataset(dataset_id) if valid_id(dataset_id) else None
+        if dataset is None:
+            raise NotFound(f"Dataset '{dataset_id[:40]}' does not exist.", code="dataset_not_found")
+        columns = dataset.info["columns"]
+        chosen = ColumnMapping.from_dict(mapping or dataset.info["mapping"], columns=columns)
+        require_roles(chosen)
+        if parent_id is not None:
+            self.get_run(parent_id)
+        config = config or self.default_config()
+        record = RunRecord(
+            id=new_id(),
+            dataset_id=dataset_id,
+            parent_id=parent_id,
+            name=(name or dataset.filename)[:255],
+            status=QUEUED,
+            stage="queued",
+            progress=0,
+            config={"run": config.model_dump(mode="json"), "mapping": chosen.to_dict()},
+            error_code=None,
+            error_message=None,
+            n_customers=None,
+            k=None,
+            summary=None,
+            created_at=now(),
+            started_at=None,
+            finished_at=None,
+        )
+        self.store.add_run(record)
+        return record
+
+    def default_config(self, **overrides: Any) -> RunConfig:
+        s = self.settings
+        values = {
+            "k_min": s.k_min,
+            "k_max": s.k_max,
+            "seed": s.seed,
+            "selection_sample": s.selection_sample,
+            "silhouette_sample": s.silhouette_sample,
+            "fit_sample": s.fit_sample,
+            "stability_resamples": s.stability_resamples,
+            "stability_sample": s.stability_sample,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return RunConfig(**values)
+
+    def execute(
+        self,
+        run_id: str,
+        *,
+        raw: RawTable | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> RunRecord:
+        """Run a queued run to completion (or failure). Never raises for a failed run."""
+        record = self.get_run(run_id)
+        if record.status != QUEUED:
+            raise Conflict(f"Run '{run_id}' is {record.status}, not queued.", code="run_not_queued")
+        self.store.update_run(run_id, status=RUNNING, stage="read", progress=1, started_at=now())
+        last = [-1]
+
+        def report(stage: str, pct: int) -> None:
+            if pct != last[0]:
+                last[0] = pct
+                self.store.update_run(run_id, stage=stage, progress=pct)
+            if progress is not None:
+                progress(stage, pct)
+
+        try:
+            dataset = self.store.get_dataset(record.dataset_id)
+            report("read", 2)
+            table = raw if raw is not None else self._load(dataset)
+            mapping = ColumnMapping.from_dict(record.config["mapping"], columns=table.frame.columns)
+            config = RunConfig(**record.config["run"])
+            result = run_pipeline(table.frame, mapping, config, progress=report)
+            report("write", 95)
+            manifest = self._write(record, dataset, table, mapping, config, result)
+        except SistackError as exc:
+            self._fail(run_id, exc.code, exc.message)
+            return self.get_run(run_id)
+        except Exception as exc:
+            log.error("run %s failed:\n%s", run_id, traceback.format_exc())
+            self._fail(run_id, "internal_error", f"Unexpected error: {exc.__class__.__name__}")
+            return self.get_run(run_id)
+        summary = run_summary(result, manifest)
+        self.store.update_run(
+            run_id,
+            status=SUCCEEDED,
+            stage="done",
+            progress=100,
+            finished_at=now(),
+            n_customers=result.assignments.height,
+            k=result.model.n_segments_,
+            summary=summary,
+        )
+        if progress is not None:
+            progress("done", 100)
+        return self.get_run(run_id)
+
+    def _fail(self, run_id: str, code: str, message: str) -> None:
+        self.store.update_run(
+            run_id, status=FAILED, error_code=code, error_message=message, finished_at=now()
+        )
+
+    def _write(
+        self,
+        record: RunRecord,
+        dataset: DatasetRecord,
+        raw: RawTable,
+        mapping: ColumnMapping,
+        config: RunConfig,
+        result: PipelineResult,
+    ) -> dict[str, Any]:
+        with self.artifacts.staging(record.id) as folder:
+            raw.frame.write_parquet(folder / "input.parquet", compression="zstd")
+            result.features.frame.write_parquet(folder / "features.parquet", compression="zstd")
+            result.assignments.write_parquet(folder / "assignments.parquet", compression="zstd")
+            (folder / "model.json").write_bytes(dump_json(result.model_document()))
+            profiles = {
+                "features": [
+                    {
+                        "name": s.name,
+                        "definition": s.definition,
+                        "in_model": s.name in result.model_features,
+                    }
+                    for s in result.features.specs
+                ],
+                "profiles": [p.to_dict() for p in result.profiles],
+            }
+            (folder / "profiles.json").write_bytes(dump_json(profiles))
+            (folder / "quality.json").write_bytes(dump_json(result.quality.to_dict()))
+            manifest = self._manifest(record, dataset, raw, mapping, config, result, folder)
+            (folder / "manifest.json").write_bytes(dump_json(manifest))
+        return manifest
+
+    def _manifest(
+        self,
+        record: RunRecord,
+        dataset: DatasetRecord,
+        raw: RawTable,
+        mapping: ColumnMapping,
+        config: RunConfig,
+        result: PipelineResult,
+        folder: Path,
+    ) -> dict[str, Any]:
+        artifacts = {
+            p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(folder.iterdir())
+        }
+        return {
+            "run_id": record.id,
+            "parent_id": record.parent_id,
+            "name": record.name,
+            "created_at": record.created_at.isoformat(),
+            "sistack_version": __version__,
+            "input": {
+                "dataset_id": dataset.id,
+                "filename": dataset.filename,
+                "sha256": dataset.sha256,
+                "bytes": dataset.size_bytes,
+                "format": raw.format,
+                "encoding": raw.encoding,
+                "delimiter": raw.delimiter,
+                "rows": raw.frame.height,
+                "columns": raw.frame.width,
+                "read_warnings": [{"code": w.code, "message": w.message} for w in raw.warnings],
+            },
+            "shape": mapping.shape,
+            "mapping": mapping.to_dict(),
+            "config": config.model_dump(mode="json"),
+            "reference_date": (
+                result.customers.reference_date.isoformat()
+                if result.customers.reference_date
+                else None
+            ),
+            "seeds": {"seed": config.seed},
+            "versions": versions(),
+            "timings_seconds": result.timings,
+            "quality": {
+                "rows_read": result.quality.rows_read,
+                "rows_used": result.quality.rows_used,
+                "rows_excluded": result.quality.rows_excluded,
+                "issues": len(result.quality.issues),
+            },
+            "model": {
+                "k": result.model.n_segments_,
+                "k_chosen_automatically": config.k is None,
+                "features": result.model_features,
+                "k_scores": [s.to_dict() for s in result.model.k_scores_],
+                "stability_ari": result.stability.ari,
+            },
+            "artifacts": artifacts,
+        }
+
+    def get_run(self, run_id: str) -> RunRecord:
+        if not valid_id(run_id):
+            raise NotFound(f"Run '{run_id[:40]}' does not exist.", code="run_not_found")
+        return self.store.get_run(run_id)
+
+    def finished(self, run_id: str) -> RunRecord:
+        record = self.get_run(run_id)
+        if record.status != SUCCEEDED:
+            raise Conflict(
+                f"Run '{run_id}' is {record.status}; results exist only for succeeded runs.",
+                code="run_not_ready",
+                details={"status": record.status, "progress": record.progress},
+            )
+        return record
+
+    def list_runs(self, **filters: Any) -> tuple[list[RunRecord], int]:
+        return self.store.list_runs(**filters)
+
+    def delete_run(self, run_id: str) -> None:
+        record = self.get_run(run_id)
+        if record.status in (QUEUED, RUNNING):
+            raise Conflict(
+                f"Run '{run_id}' is {record.status}; wait for it to finish.", code="run_busy"
+            )
+        self.artifacts.delete(run_id)
+        self.store.delete_run(run_id)
+
+    # Results ----------------------------------------------------------------------------------
+    def manifest(self, run_id: str) -> dict[str, Any]:
+        self.finished(run_id)
+        return self.artifacts.read_json(run_id, "manifest.json")  # type: ignore[no-any-return]
+
+    def profiles(self, run_id: str) -> dict[str, Any]:
+        self.finished(run_id)
+        return self.artifacts.read_json(run_id, "profiles.json")  # type: ignore[no-any-return]
+
+    def quality(self, run_id: str) -> dict[str, Any]:
+        self.finished(run_id)
+        return self.artifacts.read_json(run_id, "quality.json")  # type: ignore[no-any-return]
+
+    def model(self, run_id: str) -> dict[str, Any]:
+        self.finished(run_id)
+        return self.artifacts.read_json(run_id, "model.json")  # type: ignore[no-any-return]
+
+    def assignments_path(self, run_id: str) -> Path:
+        self.finished(run_id)
+        return self.artifacts.path(run_id, "assignments.parquet")
+
+    def assignments_page(self, run_id: str, *, offset: int, limit: int) -> tuple[pl.DataFrame, int]:
+        path = self.assignments_path(run_id)
+        lazy = pl.scan_parquet(path)
+        total = int(lazy.select(pl.len()).collect().item())
+        return lazy.slice(offset, limit).collect(), total
+
+    # Reproduce and score ----------------------------------------------------------------------
+    def reproduce(
+        self, run_id: str, *, progress: Callable[[str, int], None] | None = None
+    ) -> ReproduceResult:
+        """Recompute a run from its stored input snapshot and config; compare artifact hashes."""
+        original = self.finished(run_id)
+        snapshot = self.artifacts.path(run_id, "input.parquet")
+        manifest = self.manifest(run_id)
+        frame = pl.read_parquet(snapshot)
+        inp = manifest["input"]
+        raw = RawTable(
+            frame=frame,
+            format=inp["format"],
+            delimiter=inp["delimiter"],
+            encoding=inp["encoding"],
+            warnings=(),
+        )
+        new = self.create_run(
+            original.dataset_id,
+            config=RunConfig(**original.config["run"]),
+            mapping=original.config["mapping"],
+            name=f"reproduce of {original.name}"[:255],
+            parent_id=run_id,
+        )
+        done = self.execute(new.id, raw=raw, progress=progress)
+        if done.status != SUCCEEDED:
+            raise SistackError(
+                f"Reproducing run '{run_id}' failed: {done.error_message}",
+                code="reproduce_failed",
+                details={"new_run_id": new.id},
+            )
+        theirs = self.manifest(new.id)["artifacts"]
+        differing = [
+            name
+            for name in COMPARED
+            if manifest["artifacts"].get(name, {}).get("sha256")
+            != theirs.get(name, {}).get("sha256")
+        ]
+        return ReproduceResult(run_id, new.id, not differing, differing)
+
+    def score(self, run_id: str, path: Path, *, filename: str | None = None) -> pl.DataFrame:
+        """Assign the customers of a new file to this run's segments, without refitting."""
+        record = self.finished(run_id)
+        raw = read_table(path, limits=self.limits, filename=filename)
+        stored = record.config["mapping"]
+        try:
+            mapping = ColumnMapping.from_dict(stored, columns=raw.frame.columns)
+        except InputError:
+            mapping = detect_mapping(raw.frame, shape=stored["shape"])
+        customers = prepare(raw.frame, mapping, reference_date=None)
+        return score_table(customers, self.model(run_id))
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "sistack": __version__}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def run_summary(result: PipelineResult, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The small summary kept in the metadata row (listing runs must not open artifacts)."""
+    segs = [p for p in result.profiles if p.segment > 0]
+    return {
+        "k": result.model.n_segments_,
+        "revenue": result.profiles[0].revenue,
+        "input_sha256": manifest["input"]["sha256"],
+        "segments": [
+            {
+                "segment": p.segment,
+                "customers": p.customers,
+                "customer_share": p.customer_share,
+                "revenue_share": p.revenue_share,
+            }
+            for p in segs
+        ],
+    }
