@@ -383,7 +383,7 @@ def _map_columns(frame: pl.DataFrame, shape: str) -> dict[str, str]:
         if role is None or role in taken:
             continue
         kind = role_kind(role, shape)
-        if kind in {"number", "flag"} and _numeric_fraction(frame.get_column(column)) < 0.9:
+        if kind in {"number", "flag"} and _numeric_fraction(frame.get_column(column)) < 0.5:
             continue
         mapped[column] = role
         taken.add(role)
