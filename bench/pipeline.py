@@ -80,7 +80,9 @@ def main() -> None:
             path = data_file(n, fmt, args.layout)
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", str(path)],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -390,8 +391,8 @@ def export(
     """Export a run's assignments, segment profiles or manifest."""
     with _service() as svc:
         if what == "assignments":
-            frame, _ = svc.assignments_page(run_id, offset=0, limit=2**62)
-            write_frame(frame, output)
+            # The whole file: a slice length past polars' index size (u32 on some builds) overflows.
+            write_frame(pl.read_parquet(svc.assignments_path(run_id)), output)
         elif what == "profiles":
             write_frame(profiles_frame(svc.profiles(run_id)), output)
         elif what == "manifest":

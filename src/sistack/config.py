@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     k_max: int = 8
     seed: int = 42
     selection_sample: int = 20_000
-    silhouette_sample: int = 10_000
+    silhouette_sample: int = 5_000
     fit_sample: int = 200_000
     stability_resamples: int = 20
     stability_sample: int = 5_000

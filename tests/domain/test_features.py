@@ -10,13 +10,41 @@ from sistack.domain.features import build_features
 from sistack.domain.schema import detect_mapping
 from sistack.domain.validation import validate_customers
 
-HEADER = (
-    "ID,Recency,Dt_Customer,MntWines,MntMeatProducts,NumWebPurchases,NumStorePurchases,"
-    "NumDealsPurchases,AcceptedCmp1,AcceptedCmp2,Income,Year_Birth,Kidhome,Teenhome,"
-    "NumWebVisitsMonth"
-).split(",")
+HEADER = [
+    "ID",
+    "Recency",
+    "Dt_Customer",
+    "MntWines",
+    "MntMeatProducts",
+    "NumWebPurchases",
+    "NumStorePurchases",
+    "NumDealsPurchases",
+    "AcceptedCmp1",
+    "AcceptedCmp2",
+    "Income",
+    "Year_Birth",
+    "Kidhome",
+    "Teenhome",
+    "NumWebVisitsMonth",
+]
 ROWS = [
-    ["c1", "10", "01-01-2014", "100", "300", "2", "6", "2", "1", "0", "50000", "1970", "1", "0", "5"],
+    [
+        "c1",
+        "10",
+        "01-01-2014",
+        "100",
+        "300",
+        "2",
+        "6",
+        "2",
+        "1",
+        "0",
+        "50000",
+        "1970",
+        "1",
+        "0",
+        "5",
+    ],
     ["c2", "50", "01-07-2014", "0", "50", "1", "0", "1", "0", "0", "20000", "1990", "0", "1", "8"],
     ["c3", "99", "01-07-2013", "200", "0", "0", "0", "0", "1", "1", "", "1893", "0", "0", "0"],
 ]

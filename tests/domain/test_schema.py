@@ -58,7 +58,11 @@ def test_marketing_layout_maps_completely():
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("Dt_Customer", "dtcustomer"), (" Customer ID ", "customerid"), ("NumWebVisits/Month", "numwebvisitsmonth")],
+    [
+        ("Dt_Customer", "dtcustomer"),
+        (" Customer ID ", "customerid"),
+        ("NumWebVisits/Month", "numwebvisitsmonth"),
+    ],
 )
 def test_normalise(name, expected):
     assert normalise(name) == expected
@@ -83,7 +87,10 @@ def test_repeated_ids_with_date_and_amount_are_transactions():
 def test_user_mapping_round_trip_and_validation():
     columns = ["cust", "total", "x"]
     mapping = ColumnMapping.from_dict(
-        {"shape": "customers", "columns": {"cust": "customer_id", "total": "revenue", "x": "ignore"}},
+        {
+            "shape": "customers",
+            "columns": {"cust": "customer_id", "total": "revenue", "x": "ignore"},
+        },
         columns=columns,
     )
     assert mapping.columns == {"cust": "customer_id", "total": "revenue"}

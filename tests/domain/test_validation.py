@@ -51,7 +51,12 @@ def test_value_cleaning_is_reported(raw, value, code):
 
 def test_constant_and_all_missing_columns_are_warned():
     result = _validate(
-        {"ID": ["1", "2"], "MntWines": ["1", "2"], "Z_Revenue": ["11", "11"], "Income": [None, None]}
+        {
+            "ID": ["1", "2"],
+            "MntWines": ["1", "2"],
+            "Z_Revenue": ["11", "11"],
+            "Income": [None, None],
+        }
     )
     codes = {(i.code, i.column) for i in result.report.issues}
     assert ("constant_column", "Z_Revenue") in codes
@@ -60,11 +65,16 @@ def test_constant_and_all_missing_columns_are_warned():
 
 def test_mixed_date_formats_are_read_and_counted():
     result = _validate(
-        {"ID": ["1", "2", "3"], "MntWines": ["1", "2", "3"],
-         "Dt_Customer": ["13-01-2014", "14-02-2014", "2014-03-15"]}
+        {
+            "ID": ["1", "2", "3"],
+            "MntWines": ["1", "2", "3"],
+            "Dt_Customer": ["13-01-2014", "14-02-2014", "2014-03-15"],
+        }
     )
     assert [d.isoformat() for d in result.table.get_column("signup_date")] == [
-        "2014-01-13", "2014-02-14", "2014-03-15"
+        "2014-01-13",
+        "2014-02-14",
+        "2014-03-15",
     ]
     issue = next(i for i in result.report.issues if i.code == "mixed_date_formats")
     assert issue.rows == (3,)

@@ -69,6 +69,14 @@ def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
             pl.when(nonfinite).then(None).otherwise(values).alias(series.name)
         ).to_series()
         return Parsed(values, false, false, nonfinite)
+    # Fast path: most columns are clean numbers; only the cells that fail a plain cast need the
+    # slower cleaning below.
+    plain = series.cast(pl.Float64, strict=False)
+    if plain.null_count() == series.null_count():
+        nonfinite = (plain.is_nan() | plain.is_infinite()).fill_null(False)
+        if nonfinite.any():
+            plain = pl.select(pl.when(nonfinite).then(None).otherwise(plain)).to_series()
+        return Parsed(plain.alias(series.name), false, false, nonfinite)
     text = series.cast(pl.String).str.strip_chars()
     missing = text.is_null() | _is_null_token(text)
     direct = text.cast(pl.Float64, strict=False)

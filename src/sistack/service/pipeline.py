@@ -45,7 +45,7 @@ class RunConfig(BaseModel):
         default=None, description="'As of' date; default: the latest date in the data."
     )
     selection_sample: int = Field(default=20_000, ge=100)
-    silhouette_sample: int = Field(default=10_000, ge=100)
+    silhouette_sample: int = Field(default=5_000, ge=100)
     fit_sample: int = Field(default=200_000, ge=1000)
     n_init: int = Field(default=4, ge=1, le=50)
     stability_resamples: int = Field(default=20, ge=0, le=500)

@@ -20,10 +20,13 @@ from sklearn.exceptions import NotFittedError
 from sistack.domain.segmentation.selection import KScore, choose_k, sample_indices
 
 CHUNK_ROWS = 500_000
+IQR_PER_SIGMA = 1.349  # IQR of a standard normal distribution
 
 
 class FeatureScaler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
-    """log1p (selected columns) -> winsorise at quantiles -> (x - median) / IQR.
+    """log1p (selected columns) -> winsorise at quantiles -> (x - median) / scale.
+
+    ``scale`` is max(IQR / 1.349, winsorised standard deviation).
 
     Args:
         log_columns: indices of columns transformed with ``log1p`` (values below 0 become 0).
@@ -50,11 +53,14 @@ class FeatureScaler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         Z = np.clip(Z, self.lower_, self.upper_)
         self.center_ = np.nanmedian(Z, axis=0)
         q25, q75 = np.nanquantile(Z, [0.25, 0.75], axis=0)
-        iqr = q75 - q25
+        iqr_sigma = (q75 - q25) / IQR_PER_SIGMA
         std = np.nanstd(Z, axis=0)
-        # A column with an IQR of zero (e.g. mostly-zero counts) falls back to its std; a constant
+        # The IQR (as a normal-equivalent sigma) resists outliers, but on a discrete feature whose
+        # values mostly coincide (e.g. 5 of 6 categories bought) it is tiny and would blow rare
+        # values up into a segment of their own; the winsorised std is the floor. A constant
         # column keeps scale 1 and contributes nothing.
-        scale = np.where(iqr > 0, iqr, np.where(std > 0, std, 1.0))
+        scale = np.maximum(iqr_sigma, std)
+        scale = np.where(scale > 0, scale, 1.0)
         self.scale_ = scale
         self.constant_ = std == 0
         self.n_features_in_ = Z.shape[1]
@@ -135,7 +141,7 @@ class SegmentModel(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         k_range: tuple[int, int] = (2, 8),
         random_state: int = 42,
         selection_sample: int = 20_000,
-        silhouette_sample: int = 10_000,
+        silhouette_sample: int = 5_000,
         fit_sample: int = 200_000,
         n_init: int = 4,
     ) -> None:
@@ -153,22 +159,26 @@ class SegmentModel(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         """Fit on scaled features ``X``; ``revenue`` (per row) orders the segments."""
         X = np.asarray(X, dtype=np.float64)
         n = len(X)
+        sel = sample_indices(n, self.selection_sample, seed=self.random_state)
         if self.n_segments is not None:
             k = int(self.n_segments)
             self.k_scores_: list[KScore] = []
+            coarse = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
+            start = coarse.fit(X[sel]).cluster_centers_
         else:
             low, high = self.k_range
-            ks = [k for k in range(low, high + 1) if k < n]
-            sel = sample_indices(n, self.selection_sample, seed=self.random_state)
-            self.k_scores_, k = choose_k(
+            ks = [k for k in range(low, high + 1) if k < len(sel)]
+            self.k_scores_, k, start = choose_k(
                 X[sel],
                 ks,
                 seed=self.random_state,
                 silhouette_n=self.silhouette_sample,
                 n_init=self.n_init,
             )
+        # The restarts ran on the selection sample; the final fit refines the best of them on a
+        # larger sample (all rows up to fit_sample), which converges in a few iterations.
         fit_idx = sample_indices(n, self.fit_sample, seed=self.random_state + 1)
-        km = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
+        km = KMeans(n_clusters=k, init=start, n_init=1, random_state=self.random_state)
         km.fit(X[fit_idx])
         raw_labels, _ = nearest(X, km.cluster_centers_)
         counts = np.bincount(raw_labels, minlength=k).astype(np.float64)

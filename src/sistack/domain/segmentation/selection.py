@@ -41,14 +41,20 @@ def sample_indices(n: int, size: int, *, seed: int) -> np.ndarray:
 
 def choose_k(
     X: np.ndarray, ks: list[int], *, seed: int, silhouette_n: int, n_init: int = 4
-) -> tuple[list[KScore], int]:
-    """Score each k on ``X`` (already a sample) and return the scores and the chosen k."""
+) -> tuple[list[KScore], int, np.ndarray]:
+    """Score each k on ``X`` (already a sample).
+
+    Returns the scores, the chosen k and that k's centres on the sample (a warm start for the
+    final fit).
+    """
     if not ks:
         raise ValueError("no candidate k")
     sil_idx = sample_indices(len(X), silhouette_n, seed=seed + 2)
     scores: list[KScore] = []
+    centers: dict[int, np.ndarray] = {}
     for k in ks:
         km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(X)
+        centers[k] = km.cluster_centers_
         labels = km.labels_
         if len(np.unique(labels)) < 2 or len(np.unique(labels[sil_idx])) < 2:
             scores.append(KScore(k, -1.0, 0.0, float("inf"), float(km.inertia_)))
@@ -64,4 +70,4 @@ def choose_k(
         )
     best = max(scores, key=lambda s: (s.silhouette, -s.k))
     marked = [KScore(**{**s.to_dict(), "chosen": s.k == best.k}) for s in scores]
-    return marked, best.k
+    return marked, best.k, centers[best.k]

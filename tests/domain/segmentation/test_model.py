@@ -1,0 +1,119 @@
+"""SegmentModel and FeatureScaler: estimator contract, ordering, JSON round trip."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import adjusted_rand_score
+
+from sistack.domain.segmentation.model import FeatureScaler, SegmentModel
+from sistack.domain.segmentation.selection import choose_k, sample_indices
+from sistack.domain.segmentation.stability import bootstrap_stability
+
+
+def blobs(n_per=200, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0, 0], [8, 0], [0, 8]], dtype=float)
+    X = np.vstack([rng.normal(c, 0.5, size=(n_per, 2)) for c in centers])
+    truth = np.repeat(np.arange(3), n_per)
+    return X, truth
+
+
+def test_scaler_numbers_by_hand():
+    X = np.array([[0.0, 1.0], [1.0, 1.0], [3.0, 1.0], [7.0, 1.0], [100.0, 1.0]])
+    scaler = FeatureScaler(log_columns=[0], clip_quantiles=(0.0, 1.0)).fit(X)
+    logged = np.log1p(X[:, 0])
+    q25, q50, q75 = np.quantile(logged, [0.25, 0.5, 0.75])
+    assert_allclose(scaler.center_, [q50, 1.0])
+    # scale = max(IQR / 1.349, std); column 1 is constant: scale 1, so it becomes all zeros.
+    scale = max((q75 - q25) / 1.349, logged.std())
+    assert_allclose(scaler.scale_, [scale, 1.0])
+    assert_allclose(scaler.transform(X)[:, 0], (logged - q50) / scale)
+    assert_allclose(scaler.transform(X)[:, 1], 0.0)
+
+
+def test_scaler_winsorises_at_quantiles():
+    X = np.arange(101, dtype=float).reshape(-1, 1)
+    scaler = FeatureScaler(clip_quantiles=(0.1, 0.9)).fit(X)
+    assert_allclose(scaler.lower_, [10.0])
+    assert_allclose(scaler.upper_, [90.0])
+    assert scaler.clipped_counts(X).tolist() == [20]
+
+
+@pytest.mark.parametrize("estimator", [FeatureScaler(), SegmentModel(n_segments=2)])
+def test_not_fitted(estimator):
+    with pytest.raises(NotFittedError):
+        estimator.predict(np.zeros((2, 2))) if hasattr(estimator, "predict") else (
+            estimator.transform(np.zeros((2, 2)))
+        )
+
+
+def test_init_stores_parameters_only():
+    model = SegmentModel(n_segments=3, random_state=7)
+    assert model.get_params()["n_segments"] == 3
+    assert not hasattr(model, "cluster_centers_")
+
+
+def test_chooses_k_and_recovers_blobs():
+    X, truth = blobs()
+    model = SegmentModel(random_state=1, n_init=2)
+    assert model.fit(X) is model
+    assert model.n_segments_ == 3
+    chosen = [s.k for s in model.k_scores_ if s.chosen]
+    assert chosen == [3]
+    assert adjusted_rand_score(truth, model.labels_) == pytest.approx(1.0)
+
+
+def test_segments_ordered_by_revenue():
+    X, truth = blobs()
+    revenue = np.select([truth == 0, truth == 1, truth == 2], [1.0, 10.0, 5.0])
+    model = SegmentModel(n_segments=3, random_state=3).fit(X, revenue=revenue)
+    # The richest blob (truth 1) must be segment index 0, then truth 2, then truth 0.
+    assert_array_equal(model.labels_[truth == 1], 0)
+    assert_array_equal(model.labels_[truth == 2], 1)
+    assert_array_equal(model.labels_[truth == 0], 2)
+
+
+def test_ordering_does_not_depend_on_row_order():
+    X, truth = blobs()
+    revenue = truth.astype(float) + 1
+    perm = np.random.default_rng(5).permutation(len(X))
+    a = SegmentModel(n_segments=3, random_state=3).fit(X, revenue=revenue)
+    b = SegmentModel(n_segments=3, random_state=3).fit(X[perm], revenue=revenue[perm])
+    assert_array_equal(a.labels_[perm], b.labels_)
+
+
+def test_json_round_trip_predicts_the_same():
+    X, _ = blobs()
+    scaler = FeatureScaler().fit(X)
+    Z = scaler.transform(X)
+    model = SegmentModel(n_segments=3, random_state=0).fit(Z)
+    scaler2 = FeatureScaler.from_dict(scaler.to_dict())
+    model2 = SegmentModel.from_dict(model.to_dict())
+    assert_array_equal(model2.predict(scaler2.transform(X)), model.labels_)
+
+
+def test_sample_indices_deterministic_and_sorted():
+    a = sample_indices(1000, 100, seed=3)
+    assert_array_equal(a, sample_indices(1000, 100, seed=3))
+    assert (np.diff(a) > 0).all() and len(a) == 100
+    assert_array_equal(sample_indices(50, 100, seed=3), np.arange(50))
+
+
+def test_choose_k_prefers_smaller_k_on_ties():
+    X, _ = blobs()
+    scores, k, centers = choose_k(X, [2, 3, 4], seed=0, silhouette_n=600)
+    assert k == 3 and centers.shape == (3, 2)
+    assert [s.k for s in scores] == [2, 3, 4]
+    assert max(scores, key=lambda s: s.silhouette).k == 3
+
+
+def test_stability_high_for_clear_blobs_low_for_noise():
+    X, _ = blobs()
+    model = SegmentModel(n_segments=3, random_state=0).fit(X)
+    clear = bootstrap_stability(X, model.cluster_centers_, resamples=5, seed=0)
+    assert min(clear.jaccard) > 0.95 and clear.ari > 0.95
+    noise = np.random.default_rng(0).normal(size=(600, 2))
+    fuzzy = SegmentModel(n_segments=6, random_state=0).fit(noise)
+    unstable = bootstrap_stability(noise, fuzzy.cluster_centers_, resamples=5, seed=0)
+    assert np.mean(unstable.jaccard) < np.mean(clear.jaccard)
