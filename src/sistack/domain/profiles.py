@@ -96,17 +96,17 @@ def build_profiles(
         raise ValueError("profiles need the 'monetary' feature")
     # numpy on contiguous arrays: pairwise summation gives the same bits however the table was
     # chunked in memory, which a multi-threaded group-by does not promise.
-    seg = segments.to_numpy()
-    order = np.argsort(seg, kind="stable")
-    ids, starts = np.unique(seg[order], return_index=True)
-    bounds = [*starts.tolist(), len(seg)]
-    slices = [(0, order)] + [
+    labels = segments.to_numpy()
+    order = np.argsort(labels, kind="stable")
+    ids, starts = np.unique(labels[order], return_index=True)
+    bounds = [*starts.tolist(), len(labels)]
+    slices: list[tuple[int, np.ndarray]] = [(0, order)] + [
         (int(i), order[bounds[j] : bounds[j + 1]]) for j, i in enumerate(ids.tolist())
     ]
     feats = {f: features.get_column(f).to_numpy().astype(np.float64) for f in feature_names}
     extra = {c: table.get_column(c).to_numpy().astype(np.float64) for c in sums}
     rows = []
-    for seg_id, idx in slices:
+    for seg_id, idx in slices:  # seg_id: int, idx: row positions
         row: dict[str, Any] = {"segment": seg_id, "__n": len(idx)}
         row["__revenue"] = float(np.sum(feats["monetary"][idx]))
         for f in feature_names:

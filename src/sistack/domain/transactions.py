@@ -158,7 +158,7 @@ def aggregate_transactions(
         log.add(
             EXCLUDED,
             "date_after_reference",
-            f"Transactions after the reference date {reference} were not used.",
+            f"Transactions after the reference date {reference!s} were not used.",
             column=date_col,
             rows=_rows(tx, late),
         )

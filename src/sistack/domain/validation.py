@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -284,7 +285,7 @@ def _clean_values(
         missing = values.is_null()
         if missing.any() and values.null_count() < values.len():
             if name in MEDIAN_IF_MISSING or name == "birth_year":
-                median = values.median()
+                median = cast(float, values.median())
                 log.add(
                     CHANGED,
                     "imputed_median",

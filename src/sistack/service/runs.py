@@ -220,7 +220,7 @@ class RunService:
 
     def default_config(self, **overrides: Any) -> RunConfig:
         s = self.settings
-        values = {
+        values: dict[str, Any] = {
             "k_min": s.k_min,
             "k_max": s.k_max,
             "seed": s.seed,
@@ -410,19 +410,19 @@ class RunService:
     # Results ----------------------------------------------------------------------------------
     def manifest(self, run_id: str) -> dict[str, Any]:
         self.finished(run_id)
-        return self.artifacts.read_json(run_id, "manifest.json")  # type: ignore[no-any-return]
+        return self.artifacts.read_json(run_id, "manifest.json")
 
     def profiles(self, run_id: str) -> dict[str, Any]:
         self.finished(run_id)
-        return self.artifacts.read_json(run_id, "profiles.json")  # type: ignore[no-any-return]
+        return self.artifacts.read_json(run_id, "profiles.json")
 
     def quality(self, run_id: str) -> dict[str, Any]:
         self.finished(run_id)
-        return self.artifacts.read_json(run_id, "quality.json")  # type: ignore[no-any-return]
+        return self.artifacts.read_json(run_id, "quality.json")
 
     def model(self, run_id: str) -> dict[str, Any]:
         self.finished(run_id)
-        return self.artifacts.read_json(run_id, "model.json")  # type: ignore[no-any-return]
+        return self.artifacts.read_json(run_id, "model.json")
 
     def assignments_path(self, run_id: str) -> Path:
         self.finished(run_id)

@@ -23,7 +23,7 @@ CHUNK_ROWS = 500_000
 IQR_PER_SIGMA = 1.349  # IQR of a standard normal distribution
 
 
-class FeatureScaler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class FeatureScaler(TransformerMixin, BaseEstimator):
     """log1p (selected columns) -> winsorise at quantiles -> (x - median) / scale.
 
     ``scale`` is max(IQR / 1.349, winsorised standard deviation).
@@ -121,7 +121,7 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return labels, dist
 
 
-class SegmentModel(ClusterMixin, BaseEstimator):  # type: ignore[misc]
+class SegmentModel(ClusterMixin, BaseEstimator):
     """k-means segmentation with automatic k, sample-based fitting and revenue ordering.
 
     Args:

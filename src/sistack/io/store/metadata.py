@@ -7,7 +7,7 @@ to the latest revision. Callers get frozen records, never ORM objects, so no ses
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +109,8 @@ class RunRecord:
     finished_at: dt.datetime | None
 
 
-def _record(cls: type, row: Base) -> Any:
-    return cls(**{f: getattr(row, f) for f in cls.__dataclass_fields__})
+def _record(cls: Any, row: Base) -> Any:
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -170,7 +170,7 @@ class MetadataStore:
             row = s.get(DatasetRow, dataset_id)
             if row is None:
                 raise NotFound(f"Dataset '{dataset_id}' does not exist.", code="dataset_not_found")
-            return _record(DatasetRecord, row)  # type: ignore[no-any-return]
+            return _record(DatasetRecord, row)
 
     # Runs -------------------------------------------------------------------------------------
     def add_run(self, record: RunRecord) -> None:
@@ -182,7 +182,7 @@ class MetadataStore:
             row = s.get(RunRow, run_id)
             if row is None:
                 raise NotFound(f"Run '{run_id}' does not exist.", code="run_not_found")
-            return _record(RunRecord, row)  # type: ignore[no-any-return]
+            return _record(RunRecord, row)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         with self._session.begin() as s:
