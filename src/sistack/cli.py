@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +24,7 @@ from rich.table import Table
 from sistack.config import Settings
 from sistack.errors import InputError, SistackError
 from sistack.io.exports import profiles_frame, write_frame, write_json
-from sistack.io.store.metadata import SUCCEEDED, RunRecord
+from sistack.io.store.metadata import STATUSES, SUCCEEDED, RunRecord
 from sistack.service.runs import RunService
 
 app = typer.Typer(
@@ -59,20 +60,36 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn our errors into a message and exit code 2; anything else into exit code 1."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # --json promises one JSON object on stdout, failures included.
+        as_json = kwargs.get("as_json", False)
         try:
             return func(*args, **kwargs)
         except SistackError as exc:
+            if as_json:
+                _emit({"error": exc.to_dict()})
             _fail(exc)
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            err.print(f"[bold red]internal error[/] {exc.__class__.__name__}: {exc}")
+            if as_json:
+                _emit({"error": {"code": "internal_error", "message": str(exc), "details": {}}})
+            err.print(f"[bold red]internal error[/] {exc.__class__.__name__}: {escape(str(exc))}")
             raise typer.Exit(1) from exc
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     wrapper.__wrapped__ = func  # type: ignore[attr-defined]
     return wrapper
+
+
+def _output(path: Path) -> Path:
+    """Refuse an output file whose folder does not exist, before any work is done."""
+    if not path.parent.is_dir():
+        raise InputError(
+            f"Cannot write {path}: the folder {path.parent} does not exist.",
+            code="output_folder_missing",
+        )
+    return path
 
 
 def _emit(data: Any) -> None:
@@ -139,10 +156,17 @@ def _analyse(
 ) -> RunRecord:
     if not path.is_file():
         raise InputError(f"No file at {path}.", code="file_not_found")
-    dataset, inspection = svc.add_dataset(path, keep=False, shape=shape)
-    record = svc.create_run(
-        dataset.id, config=svc.default_config(k=k, seed=seed), mapping=mapping, name=name
-    )
+    try:
+        config = svc.default_config(k=k, seed=seed)
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"--{e['loc'][0]}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise InputError(f"Invalid option {problems}.", code="invalid_option") from exc
+    # The file name lets the reader warn when the extension does not match the content.
+    dataset, inspection = svc.add_dataset(path, filename=path.name, keep=False, shape=shape)
+    record = svc.create_run(dataset.id, config=config, mapping=mapping, name=name)
     with _progress(show_progress) as report:
         return svc.execute(record.id, raw=inspection.raw, progress=report)
 
@@ -212,6 +236,9 @@ def generate(
 
     if layout not in ("customers", "transactions"):
         raise InputError("--layout must be 'customers' or 'transactions'.", code="invalid_option")
+    _output(output)
+    if truth is not None:
+        _output(truth)
     try:
         rows = write_dataset(
             output, customers=customers, layout=layout, seed=seed, truth_path=truth
@@ -246,7 +273,9 @@ def _read_mapping(path: Path | None) -> dict[str, Any] | None:
         ) from exc
     if not isinstance(data, dict):
         raise InputError("The mapping file must hold a JSON object.", code="invalid_mapping")
-    return data.get("mapping", data) if "columns" not in data else data
+    if isinstance(data.get("mapping"), dict):  # the whole output of 'sistack inspect'
+        return data["mapping"]
+    return data
 
 
 @app.command()
@@ -283,11 +312,15 @@ def run(
 @_guard
 def runs_list(
     status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
-    limit: Annotated[int, typer.Option(help="Page size.")] = 20,
-    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    limit: Annotated[int, typer.Option(help="Page size.", min=1)] = 20,
+    offset: Annotated[int, typer.Option(help="Skip this many.", min=0)] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first."""
+    if status is not None and status not in STATUSES:
+        raise InputError(
+            f"Unknown status '{status}': use one of {', '.join(STATUSES)}.", code="invalid_option"
+        )
     with _service() as svc:
         items, total = svc.list_runs(status=status, limit=limit, offset=offset)
     if as_json:
@@ -375,6 +408,7 @@ def score(
     """Assign new customers to a run's segments without refitting."""
     if not file.is_file():
         raise InputError(f"No file at {file}.", code="file_not_found")
+    _output(output)
     with _service() as svc:
         frame = svc.score(run_id, file, filename=file.name)
     write_frame(frame, output)
@@ -389,6 +423,7 @@ def export(
     output: Annotated[Path, typer.Option("-o", "--output", help="File (.csv .parquet .json).")],
 ) -> None:
     """Export a run's assignments, segment profiles or manifest."""
+    _output(output)
     with _service() as svc:
         if what == "assignments":
             # The whole file: a slice length past polars' index size (u32 on some builds) overflows.

@@ -26,7 +26,9 @@ class JobRunner:
         self._futures: dict[str, Future[object]] = {}
 
     def submit(self, run_id: str) -> None:
-        self._futures[run_id] = self._pool.submit(self._run, run_id)
+        future = self._pool.submit(self._run, run_id)
+        self._futures[run_id] = future
+        future.add_done_callback(lambda _: self._futures.pop(run_id, None))
 
     def _run(self, run_id: str) -> object:
         try:

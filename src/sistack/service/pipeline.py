@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from threadpoolctl import threadpool_limits
 
 from sistack.domain.features import FeatureMatrix, build_features
+from sistack.domain.insights.report import Insights, build_insights
 from sistack.domain.profiles import SegmentProfile, build_profiles
 from sistack.domain.quality import CHANGED, QualityIssue, QualityReport
 from sistack.domain.schema import CUSTOMERS, ColumnMapping
@@ -75,6 +76,7 @@ class PipelineResult:
     assignments: pl.DataFrame
     profiles: tuple[SegmentProfile, ...]
     quality: QualityReport
+    insights: Insights
     shape: str = CUSTOMERS
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -156,7 +158,11 @@ def run_pipeline(
         raise InputError("No monetary value could be derived.", code="missing_monetary")
     candidates = features.model_features
     X_all = model_matrix(features, candidates)
-    keep = [j for j in range(len(candidates)) if np.nanstd(X_all[:, j]) > 0]
+    finite = np.isfinite(X_all)
+    keep = [
+        j for j in range(len(candidates))
+        if finite[:, j].sum() > 1 and np.nanstd(X_all[finite[:, j], j]) > 0
+    ]
     names = [candidates[j] for j in keep]
     if not names:
         raise InputError(
@@ -223,6 +229,19 @@ def run_pipeline(
     )
     quality = _with_capping(customers.report, names, clipped, config.clip_quantiles)
     lap("profiles")
+
+    report("insights", 92)
+    insights = build_insights(
+        features.frame,
+        customers.table,
+        segment.to_numpy(),
+        profiles,
+        shape=mapping.shape,
+        reference_date=customers.reference_date,
+        seed=config.seed,
+        model_features=names,
+    )
+    lap("insights")
     return PipelineResult(
         customers=customers,
         features=features,
@@ -233,6 +252,7 @@ def run_pipeline(
         assignments=assignments,
         profiles=profiles,
         quality=quality,
+        insights=insights,
         shape=mapping.shape,
         timings=timings,
     )

@@ -10,23 +10,28 @@ import datetime as dt
 import logging
 import platform
 import re
+import threading
 import shutil
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 from ulid import ULID
 
 from sistack import __version__
 from sistack.config import Settings
+from sistack.domain.insights.compare import DEFINITIONS as COMPARE_DEFINITIONS
+from sistack.domain.insights.compare import compare_runs
+from sistack.domain.profiles import SegmentProfile
 from sistack.domain.schema import ColumnMapping, detect_mapping, require_roles
 from sistack.domain.segmentation.scoring import score_table
 from sistack.errors import Conflict, InputError, NotFound, SistackError
-from sistack.io.readers import RawTable, ReadLimits, read_table
+from sistack.io.readers import RawTable, ReadLimits, ReadWarning, read_table
 from sistack.io.store.artifacts import ArtifactStore, dump_json, sha256_file, valid_id
 from sistack.io.store.metadata import (
     FAILED,
@@ -48,6 +53,8 @@ COMPARED = (
     "model.json",
     "profiles.json",
     "quality.json",
+    "insights.json",
+    "scores.parquet",
 )
 UPLOAD_NAME = "upload.bin"
 
@@ -57,9 +64,17 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_last_id = [0]
+_id_lock = threading.Lock()
+
+
 def new_id() -> str:
-    """A time-sortable unique id (ULID)."""
-    return str(ULID())
+    """A time-sortable unique id (ULID), strictly increasing within this process (two ids made in
+    the same millisecond still sort in creation order)."""
+    with _id_lock:
+        value = max(int(ULID()), _last_id[0] + 1)
+        _last_id[0] = value
+        return str(ULID.from_int(value))
 
 
 def clean_filename(name: str | None) -> str:
@@ -142,7 +157,7 @@ class RunService:
     ) -> tuple[DatasetRecord, Inspection]:
         """Read and register a file. ``keep`` moves it under the home (uploads); otherwise the
         dataset points at the caller's file (the CLI)."""
-        inspection = self.inspect(path, filename=filename, shape=shape)
+        inspection = self.inspect(path, filename=filename or path.name, shape=shape)
         dataset_id = new_id()
         stored = path.resolve()
         if keep:
@@ -231,7 +246,16 @@ class RunService:
             "stability_sample": s.stability_sample,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return RunConfig(**values)
+        try:
+            return RunConfig(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+            )
+            raise InputError(
+                f"Invalid run options: {problems}.", code="invalid_option",
+                details={"problems": [str(e["msg"]) for e in exc.errors()]},
+            ) from exc
 
     def execute(
         self,
@@ -317,6 +341,10 @@ class RunService:
             }
             (folder / "profiles.json").write_bytes(dump_json(profiles))
             (folder / "quality.json").write_bytes(dump_json(result.quality.to_dict()))
+            (folder / "insights.json").write_bytes(dump_json(result.insights.to_dict()))
+            result.insights.customer_scores.write_parquet(
+                folder / "scores.parquet", compression="zstd"
+            )
             manifest = self._manifest(record, dataset, raw, mapping, config, result, folder)
             (folder / "manifest.json").write_bytes(dump_json(manifest))
         return manifest
@@ -420,6 +448,21 @@ class RunService:
         self.finished(run_id)
         return self.artifacts.read_json(run_id, "quality.json")
 
+    def insights(self, run_id: str) -> dict[str, Any]:
+        self.finished(run_id)
+        return self.artifacts.read_json(run_id, "insights.json")  # type: ignore[no-any-return]
+
+    def compare(self, run_id: str, other_id: str | None = None) -> dict[str, Any]:
+        """Compare a run with another (default: its parent): matches, deltas, migrations."""
+        record = self.finished(run_id)
+        if other_id in (None, "parent"):
+            if record.parent_id is None:
+                raise NotFound(f"Run '{run_id}' has no parent run to compare with.",
+                               code="no_parent")
+            other_id = record.parent_id
+        self.finished(other_id)
+        return compare_stored(self, other_id, run_id)
+
     def model(self, run_id: str) -> dict[str, Any]:
         self.finished(run_id)
         return self.artifacts.read_json(run_id, "model.json")
@@ -449,7 +492,7 @@ class RunService:
             format=inp["format"],
             delimiter=inp["delimiter"],
             encoding=inp["encoding"],
-            warnings=(),
+            warnings=tuple(ReadWarning(w["code"], w["message"]) for w in inp["read_warnings"]),
         )
         new = self.create_run(
             original.dataset_id,
@@ -514,3 +557,22 @@ def run_summary(result: PipelineResult, manifest: dict[str, Any]) -> dict[str, A
             for p in segs
         ],
     }
+
+
+def _profiles(doc: dict[str, Any]) -> tuple[SegmentProfile, ...]:
+    return tuple(SegmentProfile.from_dict(p) for p in doc["profiles"])
+
+
+def compare_stored(svc: RunService, a_id: str, b_id: str) -> dict[str, Any]:
+    """Compare run A (the reference, e.g. the parent) with run B using their stored artifacts."""
+    profiles_a = _profiles(svc.profiles(a_id))
+    profiles_b = _profiles(svc.profiles(b_id))
+    stds = svc.insights(a_id)["population_std"]
+    a = pl.read_parquet(svc.assignments_path(a_id), columns=["customer_id", "segment"])
+    b = pl.read_parquet(svc.assignments_path(b_id), columns=["customer_id", "segment"])
+    both = a.join(b, on="customer_id", suffix="_b")
+    shared = (both.get_column("segment").to_numpy(), both.get_column("segment_b").to_numpy())
+    result = compare_runs(profiles_a, profiles_b, stds=stds, shared=shared)
+    data = asdict(result)
+    data.update(run_a=a_id, run_b=b_id, definitions=COMPARE_DEFINITIONS)
+    return data

@@ -9,6 +9,7 @@ import polars as pl
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from pydantic import ValidationError
 
 from sistack.api.deps import UPLOAD_BODY, jobs, receive_upload, service
 from sistack.api.schemas import (
@@ -20,6 +21,7 @@ from sistack.api.schemas import (
     RunPage,
     SegmentsOut,
 )
+from sistack.errors import InputError
 from sistack.io.exports import neutralise
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService
@@ -39,13 +41,19 @@ def create_run(
     body: RunCreate, svc: RunService = Depends(service), runner: JobRunner = Depends(jobs)
 ) -> RunOut:
     """Queue a segmentation run of an uploaded dataset; poll ``GET /runs/{id}`` for progress."""
-    config = svc.default_config(
-        k=body.k,
-        k_min=body.k_min,
-        k_max=body.k_max,
-        seed=body.seed,
-        reference_date=body.reference_date,
-    )
+    try:
+        config = svc.default_config(
+            k=body.k,
+            k_min=body.k_min,
+            k_max=body.k_max,
+            seed=body.seed,
+            reference_date=body.reference_date,
+        )
+    except ValidationError as exc:  # combinations the fields alone cannot check (k_min > k_max)
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise InputError(
+            f"The run options are not valid: {problems}.", code="invalid_request"
+        ) from exc
     record = svc.create_run(
         body.dataset_id,
         config=config,

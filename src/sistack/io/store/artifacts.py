@@ -29,6 +29,8 @@ ARTIFACTS = (
     "model.json",
     "profiles.json",
     "quality.json",
+    "insights.json",
+    "scores.parquet",
     "manifest.json",
 )
 STAGING = ".staging"

@@ -1,0 +1,1 @@
+"""Insights computed from a segmented customer table: KPIs, response, value, personas, actions."""

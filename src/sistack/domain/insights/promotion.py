@@ -1,0 +1,122 @@
+"""Promotion response likelihood per segment: the model where a label exists, observed rates always.
+
+Basis of the expected rate, in order: a calibrated response model (label present and usable);
+the observed response rate (label present, too few rows for a model); the observed acceptance
+rate of any past campaign (no label). With none of these the expected rate is absent: no number
+is invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sistack.domain.insights import response as model_mod
+
+DEFINITIONS = {
+    "expected_response_rate": "Expected share of the segment that responds to the next campaign: "
+    "the mean calibrated probability of the response model, or an observed rate when no model "
+    "could be fitted (see 'basis').",
+    "observed_response_rate": "Share of customers with a known response label who responded, "
+    "with a 95% Wilson interval.",
+    "campaign_acceptance": "Share of customers who accepted each past campaign, with a 95% "
+    "Wilson interval; 'any' = accepted at least one.",
+    "cv_auc": "Area under the ROC curve in 5-fold cross-validation: 0.5 is chance, 1 perfect.",
+    "brier": "Mean squared error of the calibrated probabilities (lower is better).",
+}
+
+
+@dataclass(frozen=True)
+class ResponseInsights:
+    expected: dict[int, float]  # segment (0 = all customers) -> expected response rate
+    observed_rate: float | None
+    segments: dict[int, dict[str, Any]]
+    per_customer: pl.Series
+    model_summary: dict[str, Any]
+
+
+def _label(table: pl.DataFrame) -> np.ndarray | None:
+    if "response" not in table.columns:
+        return None
+    y = table.get_column("response").cast(pl.Float64).to_numpy()
+    # Counts of responses (e.g. aggregated transactions) become "responded at least once".
+    return np.where(np.isnan(y), np.nan, (y > 0).astype(np.float64))
+
+
+def response_insights(
+    features: pl.DataFrame,
+    table: pl.DataFrame,
+    segment: np.ndarray,
+    segments: list[int],
+    *,
+    model_features: list[str],
+    seed: int,
+) -> ResponseInsights:
+    """Expected and observed response per segment and for all customers (segment 0)."""
+    y = _label(table)
+    names = [c for c in features.columns if c != "customer_id"]
+    X = features.select(names).to_numpy().astype(np.float64)
+    model, reason = model_mod.maybe_fit_response_model(X, y, names, seed=seed)
+    campaigns = {
+        c.removeprefix("campaign_"): np.clip(table.get_column(c).cast(pl.Float64).to_numpy(), 0, 1)
+        for c in table.columns
+        if c.startswith("campaign_")
+    }
+    rates = model_mod.campaign_rates(campaigns, segment) if campaigns else ()
+    everyone = np.zeros(len(segment), dtype=np.int64)
+    rates_all = model_mod.campaign_rates(campaigns, everyone) if campaigns else ()
+    by_segment: dict[int, list[dict[str, Any]]] = {}
+    for r in (*rates_all, *rates):
+        by_segment.setdefault(r.segment, []).append(r.to_dict())
+
+    if model is not None:
+        prob = model.predict_proba(X)
+        basis = "model"
+    elif y is not None and np.isfinite(y).any():
+        prob = None
+        basis = "observed_response"
+    elif campaigns:
+        prob = None
+        basis = "campaign_acceptance"
+    else:
+        prob, basis = None, None
+
+    expected: dict[int, float] = {}
+    out: dict[int, dict[str, Any]] = {}
+    observed_rate = None
+    for seg in [0, *segments]:
+        mask = np.ones(len(segment), bool) if seg == 0 else segment == seg
+        entry: dict[str, Any] = {"basis": basis, "campaigns": by_segment.get(seg, [])}
+        if y is not None:
+            known = y[mask][np.isfinite(y[mask])]
+            observed = model_mod.wilson_interval(int(known.sum()), len(known))
+            entry["observed"] = observed.to_dict()
+            if seg == 0 and len(known):
+                observed_rate = observed.rate
+        if prob is not None:
+            entry["expected_rate"] = float(prob[mask].mean())
+            entry["expected_responders"] = float(prob[mask].sum())
+        elif basis == "observed_response" and entry.get("observed", {}).get("trials"):
+            entry["expected_rate"] = entry["observed"]["rate"]
+            entry["expected_responders"] = entry["observed"]["rate"] * int(mask.sum())
+        elif basis == "campaign_acceptance":
+            anyrate = next(r for r in entry["campaigns"] if r["campaign"] == model_mod.ANY_CAMPAIGN)
+            rate = anyrate["interval"]["rate"]
+            entry["expected_rate"] = rate
+            entry["expected_responders"] = rate * int(mask.sum()) if rate == rate else None
+        if entry.get("expected_rate") is not None and entry["expected_rate"] == entry["expected_rate"]:
+            expected[seg] = float(entry["expected_rate"])
+        out[seg] = entry
+
+    summary: dict[str, Any] = {"available": model is not None, "reason": reason}
+    if model is not None:
+        summary.update(model.summary())
+        summary["params"] = model.to_dict()
+    per_customer = pl.Series(
+        "response_probability", prob if prob is not None else [None] * len(segment),
+        dtype=pl.Float64,
+    )
+    return ResponseInsights(expected, observed_rate, out, per_customer, summary)

@@ -1,0 +1,457 @@
+"""The ``sistack`` command line, driven through ``typer.testing.CliRunner``.
+
+Every command runs against a fresh ``SISTACK_HOME``. Numbers are checked against the file the
+test wrote (customer counts, revenue from the spend columns) and across commands (what ``score``
+assigns equals what ``export`` exported).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from numpy.testing import assert_allclose
+from typer.testing import CliRunner
+
+from sistack.cli import app
+from sistack.config import Settings
+from sistack.io.store.artifacts import valid_id
+from tests.conftest import three_groups
+
+SPEND = [
+    "MntWines",
+    "MntFruits",
+    "MntMeatProducts",
+    "MntFishProducts",
+    "MntSweetProducts",
+    "MntGoldProds",
+]
+Invoke = Callable[..., Any]
+
+
+@pytest.fixture
+def sistack(cli_env: dict[str, str]) -> Invoke:
+    """``sistack(*args, code=0)``: run a command and check its exit code."""
+
+    def invoke(*args: str | Path, code: int = 0) -> Any:
+        result = CliRunner().invoke(
+            app, [str(a) for a in args], env=cli_env, catch_exceptions=False
+        )
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke
+
+
+def one_json(stdout: str) -> dict[str, Any]:
+    """``--json`` output: exactly one JSON object on one line, nothing else."""
+    assert stdout.endswith("\n") and stdout.count("\n") == 1, stdout
+    data = json.loads(stdout)
+    assert isinstance(data, dict)
+    return data
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def run_json(sistack: Invoke, *args: str | Path) -> dict[str, Any]:
+    return one_json(sistack("run", *args, "--json").stdout)
+
+
+def export_assignments(sistack: Invoke, run_id: str, path: Path) -> pl.DataFrame:
+    sistack("export", run_id, "--what", "assignments", "-o", path)
+    return read_frame(path)
+
+
+def read_frame(path: Path) -> pl.DataFrame:
+    if path.suffix == ".csv":
+        return pl.read_csv(path, schema_overrides={"customer_id": pl.String})
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    return pl.DataFrame(json.loads(path.read_text()))
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def test_run_json_prints_one_object_with_segments_that_add_up(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path
+) -> None:
+    out = run_json(sistack, customer_csv)
+    assert set(out) == {"run_id", "status", "n_customers", "k", "segments"}
+    assert valid_id(out["run_id"])
+    assert (out["status"], out["n_customers"]) == ("succeeded", 300)
+    assert 2 <= out["k"] <= 4  # SISTACK_K_MAX=4
+    segments = out["segments"]
+    assert [s["id"] for s in segments] == list(range(1, out["k"] + 1))
+    sizes = np.array([s["customers"] for s in segments])
+    assert sizes.sum() == 300
+    assert_allclose([s["customer_share"] for s in segments], sizes / 300)
+    shares = np.array([s["revenue_share"] for s in segments])
+    assert_allclose(shares.sum(), 1.0)
+    assert list(shares) == sorted(shares, reverse=True)
+
+    # Revenue shares recomputed from the file and the exported assignments.
+    frame = pl.read_csv(customer_csv).select(
+        pl.col("ID").cast(pl.String).alias("customer_id"),
+        pl.sum_horizontal(SPEND).cast(pl.Float64).alias("revenue"),
+    )
+    assigned = export_assignments(sistack, out["run_id"], tmp_path / "a.parquet")
+    by_segment = (
+        assigned.join(frame, on="customer_id")
+        .group_by("segment")
+        .agg(pl.len(), pl.col("revenue").sum())
+        .sort("segment")
+    )
+    assert by_segment.get_column("len").to_list() == sizes.tolist()
+    revenue = by_segment.get_column("revenue").to_numpy()
+    assert_allclose(shares, revenue / frame.get_column("revenue").sum())
+
+
+def test_run_without_json_prints_a_table_and_where_it_is_stored(
+    sistack: Invoke, customer_csv: Path, settings: Settings
+) -> None:
+    result = sistack("run", customer_csv, "--k", "3", "--name", "March file")
+    text = flat(result.stdout)
+    assert "3 segments, 300 customers" in text
+    run_id = text.split("Run ", 1)[1].split(":", 1)[0]
+    assert (settings.artifacts / run_id / "manifest.json").is_file()
+    listed = one_json(sistack("runs", "list", "--json").stdout)
+    assert [(r["run_id"], r["name"], r["k"]) for r in listed["items"]] == [
+        (run_id, "March file", 3)
+    ]
+
+
+def test_fixed_k_and_seed_are_recorded(sistack: Invoke, customer_csv: Path) -> None:
+    out = run_json(sistack, customer_csv, "--k", "2", "--seed", "7")
+    assert out["k"] == len(out["segments"]) == 2
+    manifest = one_json(sistack("runs", "show", out["run_id"], "--json").stdout)["manifest"]
+    assert (manifest["config"]["k"], manifest["config"]["seed"]) == (2, 7)
+    assert manifest["model"]["k_chosen_automatically"] is False
+
+
+# --- inspect and --mapping ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pass_back", ["whole inspect output", "mapping object only"])
+def test_inspect_mapping_edited_and_passed_back_is_honoured(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path, pass_back: str
+) -> None:
+    inspected = one_json(sistack("inspect", customer_csv).stdout)
+    assert inspected["rows"] == 300
+    assert inspected["mapping"]["columns"]["Income"] == "income"
+    assert len(inspected["preview"]) == 3
+
+    inspected["mapping"]["columns"]["Income"] = "ignore"
+    edited = tmp_path / "mapping.json"
+    data = inspected if pass_back == "whole inspect output" else inspected["mapping"]
+    edited.write_text(json.dumps(data, indent=2))
+    out = run_json(sistack, customer_csv, "--mapping", edited)
+    assert out["status"] == "succeeded"
+
+    manifest = one_json(sistack("runs", "show", out["run_id"], "--json").stdout)["manifest"]
+    assert "Income" not in manifest["mapping"]["columns"]
+    assert "Income" in manifest["mapping"]["ignored"]
+    assert manifest["mapping"]["columns"]["MntWines"] == "spend:wines"
+    assert "income" not in manifest["model"]["features"]
+
+    default = one_json(
+        sistack("runs", "show", run_json(sistack, customer_csv)["run_id"], "--json").stdout
+    )
+    assert "income" in default["manifest"]["model"]["features"]
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "says"),
+    [
+        ("{not json", "invalid_mapping", "Cannot read the mapping file"),
+        ("[1, 2]", "invalid_mapping", "JSON object"),
+        ('{"columns": {"Nope": "income", "ID": "customer_id"}}', "invalid_mapping", "Nope"),
+        ('{"columns": {"ID": "customer_id", "MntWines": "colour"}}', "unknown_role", "colour"),
+        ('{"columns": {"ID": "customer_id", "Recency": "recency_days"}}', "missing_monetary", ""),
+    ],
+)
+def test_bad_mapping_file_is_exit_2_with_a_reason(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path, content: str, code: str, says: str
+) -> None:
+    mapping = tmp_path / "m.json"
+    mapping.write_text(content)
+    result = sistack("run", customer_csv, "--mapping", mapping, code=2)
+    assert f"[{code}]" in flat(result.stderr)
+    assert says in flat(result.stderr)
+    assert one_json(sistack("runs", "list", "--json").stdout)["total"] == 0
+
+
+# --- runs list / show / delete ------------------------------------------------------------------
+
+
+def test_runs_list_show_and_delete(
+    sistack: Invoke, customer_csv: Path, settings: Settings, tmp_path: Path
+) -> None:
+    first = run_json(sistack, customer_csv, "--k", "2")
+    small = tmp_path / "eight.csv"
+    three_groups(8).write_csv(small)
+    failed = one_json(sistack("run", small, "--k", "5", "--json", code=2).stdout)
+    assert (failed["status"], failed["error"]["code"]) == ("failed", "too_few_customers")
+    second = run_json(sistack, customer_csv, "--k", "3")
+
+    listed = one_json(sistack("runs", "list", "--json").stdout)
+    assert listed["total"] == 3
+    assert [r["run_id"] for r in listed["items"]] == [
+        second["run_id"],
+        failed["run_id"],
+        first["run_id"],
+    ]
+    assert [r["status"] for r in listed["items"]] == ["succeeded", "failed", "succeeded"]
+    page = one_json(sistack("runs", "list", "--json", "--limit", "1", "--offset", "1").stdout)
+    assert (page["total"], [r["run_id"] for r in page["items"]]) == (3, [failed["run_id"]])
+    done = one_json(sistack("runs", "list", "--status", "succeeded", "--json").stdout)
+    assert (done["total"], {r["k"] for r in done["items"]}) == (2, {2, 3})
+    assert "3 runs" in flat(sistack("runs", "list").stdout)
+
+    shown = one_json(sistack("runs", "show", first["run_id"], "--json").stdout)
+    assert shown["segments"] == first["segments"]
+    assert shown["manifest"]["run_id"] == first["run_id"]
+    assert shown["manifest"]["input"]["rows"] == 300
+    shown_failed = one_json(sistack("runs", "show", failed["run_id"], "--json").stdout)
+    assert shown_failed["manifest"] is None
+    assert shown_failed["error"]["code"] == "too_few_customers"
+    text = flat(sistack("runs", "show", failed["run_id"]).stdout)
+    assert "failed" in text and "too_few_customers" in text
+
+    result = sistack("runs", "delete", first["run_id"])
+    assert f"Deleted run {first['run_id']}" in flat(result.stderr)
+    assert not (settings.artifacts / first["run_id"]).exists()
+    gone = sistack("runs", "show", first["run_id"], code=2)
+    assert "[run_not_found]" in flat(gone.stderr)
+    assert "[run_not_found]" in flat(sistack("runs", "delete", first["run_id"], code=2).stderr)
+    assert one_json(sistack("runs", "list", "--json").stdout)["total"] == 2
+    assert (settings.artifacts / second["run_id"] / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("run_id", ["01HQWY77AT0000000000000007", "../../etc", "abc", "A" * 300])
+def test_unknown_or_malformed_run_ids_are_exit_2(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path, run_id: str
+) -> None:
+    for args in (
+        ["runs", "show", run_id],
+        ["runs", "show", run_id, "--json"],
+        ["runs", "delete", run_id],
+        ["reproduce", run_id],
+        ["score", run_id, customer_csv, "-o", tmp_path / "s.csv"],
+        ["export", run_id, "--what", "manifest", "-o", tmp_path / "m.json"],
+    ):
+        result = sistack(*args, code=2)
+        assert "[run_not_found]" in flat(result.stderr)
+        if "--json" in args:
+            assert one_json(result.stdout)["error"]["code"] == "run_not_found"
+    assert not (tmp_path / "s.csv").exists()
+
+
+# --- reproduce, score, export --------------------------------------------------------------------
+
+
+def test_reproduce_json_is_identical(sistack: Invoke, customer_csv: Path) -> None:
+    original = run_json(sistack, customer_csv)
+    out = one_json(sistack("reproduce", original["run_id"], "--json").stdout)
+    assert (out["run_id"], out["identical"], out["differing"]) == (
+        original["run_id"],
+        True,
+        [],
+    )
+    assert valid_id(out["new_run_id"]) and out["new_run_id"] != original["run_id"]
+    again = one_json(sistack("runs", "show", out["new_run_id"], "--json").stdout)
+    assert again["segments"] == original["segments"]
+    assert "identical" in flat(sistack("reproduce", original["run_id"]).stdout)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
+def test_score_assigns_the_same_segments_as_the_run(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path, suffix: str
+) -> None:
+    run_id = run_json(sistack, customer_csv)["run_id"]
+    scored_path = tmp_path / f"scored{suffix}"
+    result = sistack("score", run_id, customer_csv, "-o", scored_path)
+    assert "Scored 300 customers" in flat(result.stderr)
+    scored = read_frame(scored_path)
+    expected = export_assignments(sistack, run_id, tmp_path / "assignments.parquet")
+    both = expected.join(scored, on="customer_id", suffix="_scored")
+    assert both.height == scored.height == 300
+    assert both.filter(pl.col("segment") != pl.col("segment_scored")).height == 0
+    assert_allclose(both["distance_scored"], both["distance"], rtol=1e-9)
+
+
+def test_score_needs_the_model_features(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path
+) -> None:
+    run_id = run_json(sistack, customer_csv)["run_id"]
+    thin = tmp_path / "thin.csv"
+    pl.read_csv(customer_csv).select("ID", "MntWines").write_csv(thin)
+    result = sistack("score", run_id, thin, "-o", tmp_path / "out.csv", code=2)
+    assert "[missing_features]" in flat(result.stderr)
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("what", "suffix"),
+    [
+        ("assignments", ".csv"),
+        ("assignments", ".parquet"),
+        ("assignments", ".json"),
+        ("profiles", ".csv"),
+        ("profiles", ".parquet"),
+        ("profiles", ".json"),
+        ("manifest", ".json"),
+    ],
+)
+def test_export_writes_each_format(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path, what: str, suffix: str
+) -> None:
+    out = run_json(sistack, customer_csv)
+    path = tmp_path / f"{what}{suffix}"
+    result = sistack("export", out["run_id"], "--what", what, "-o", path)
+    assert f"Exported {what}" in flat(result.stderr)
+    if what == "manifest":
+        manifest = json.loads(path.read_text())
+        assert (manifest["run_id"], manifest["model"]["k"]) == (out["run_id"], out["k"])
+        return
+    frame = read_frame(path)
+    if what == "assignments":
+        assert frame.columns == ["customer_id", "segment", "distance"]
+        assert frame.height == 300
+        counts = frame.group_by("segment").len().sort("segment").get_column("len")
+        assert counts.to_list() == [s["customers"] for s in out["segments"]]
+    else:
+        assert frame.get_column("segment").to_list() == list(range(out["k"] + 1))
+        assert frame.get_column("customers").to_list() == [
+            300,
+            *(s["customers"] for s in out["segments"]),
+        ]
+        assert_allclose(frame.get_column("revenue_share")[1:].sum(), 1.0)
+        assert_allclose(
+            frame.get_column("revenue")[0], frame.get_column("revenue")[1:].sum(), rtol=1e-12
+        )
+        assert "mean_monetary" in frame.columns
+
+
+@pytest.mark.parametrize(
+    ("what", "name", "code"),
+    [
+        ("manifest", "manifest.csv", "unsupported_export_format"),
+        ("assignments", "a.xlsx", "unsupported_export_format"),
+        ("everything", "a.json", "unknown_export"),
+    ],
+)
+def test_export_refuses_unknown_kinds_and_formats(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path, what: str, name: str, code: str
+) -> None:
+    run_id = run_json(sistack, customer_csv)["run_id"]
+    result = sistack("export", run_id, "--what", what, "-o", tmp_path / name, code=2)
+    assert f"[{code}]" in flat(result.stderr)
+    assert not (tmp_path / name).exists()
+
+
+FORMULAS = ['=HYPERLINK("x")', "+SUM(A1:A2)", "@cmd", "=1+1"]
+
+
+def test_csv_exports_neutralise_formula_like_ids(sistack: Invoke, tmp_path: Path) -> None:
+    frame = three_groups(30)
+    ids = [*FORMULAS, *(f"C{i}" for i in range(len(FORMULAS), 30))]
+    frame = frame.with_columns(pl.Series("ID", ids))
+    source = tmp_path / "formulas.csv"
+    frame.write_csv(source)
+    run_id = run_json(sistack, source, "--k", "2")["run_id"]
+
+    for command in (
+        ["export", run_id, "--what", "assignments", "-o", tmp_path / "a.csv"],
+        ["score", run_id, source, "-o", tmp_path / "s.csv"],
+    ):
+        sistack(*command)
+        written = pl.read_csv(command[-1], schema_overrides={"customer_id": pl.String})
+        exported = set(written.get_column("customer_id"))
+        assert {f"'{f}" for f in FORMULAS} <= exported
+        assert not any(str(v).startswith(("=", "+", "@")) for v in exported)
+        assert "C10" in exported  # ordinary ids are untouched
+    raw = export_assignments(sistack, run_id, tmp_path / "a.parquet")
+    assert set(FORMULAS) <= set(raw.get_column("customer_id"))  # only CSV is neutralised
+
+
+# --- generate and demo ----------------------------------------------------------------------------
+
+
+def test_generate_writes_data_and_truth(sistack: Invoke, tmp_path: Path) -> None:
+    data, truth = tmp_path / "f.csv", tmp_path / "t.csv"
+    result = sistack("generate", "--customers", "300", "-o", data, "--truth", truth)
+    assert "Wrote 300 rows" in flat(result.stderr)
+    frame, planted = pl.read_csv(data), pl.read_csv(truth)
+    assert frame.height == planted.height == 300
+    assert frame.get_column("ID").n_unique() == 300
+    assert {"ID", "Income", "MntWines", "Dt_Customer", "NumWebPurchases"} <= set(frame.columns)
+    assert planted.columns == ["customer_id", "true_segment"]
+    assert planted.get_column("customer_id").to_list() == frame.get_column("ID").to_list()
+    assert planted.get_column("true_segment").n_unique() == 5
+    again = tmp_path / "g.csv"
+    sistack("generate", "--customers", "300", "-o", again)
+    assert again.read_bytes() == data.read_bytes()  # same seed, same file
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--layout", "orders"], "invalid_option"),
+        (["-o", "PLACEHOLDER.doc"], "invalid_option"),
+    ],
+)
+def test_generate_refuses_bad_options(
+    sistack: Invoke, tmp_path: Path, args: list[str], code: str
+) -> None:
+    args = [a.replace("PLACEHOLDER", str(tmp_path / "x")) for a in args]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "x.csv")]
+    result = sistack("generate", "--customers", "100", *args, code=2)
+    assert f"[{code}]" in flat(result.stderr)
+
+
+def test_demo_json(sistack: Invoke) -> None:
+    out = one_json(sistack("demo", "--customers", "200", "--json").stdout)
+    assert (out["status"], out["n_customers"]) == ("succeeded", 200)
+    assert sum(s["customers"] for s in out["segments"]) == 200
+    assert_allclose(sum(s["revenue_share"] for s in out["segments"]), 1.0)
+
+
+def test_output_into_a_missing_folder_is_refused_before_any_work(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path
+) -> None:
+    run_id = run_json(sistack, customer_csv)["run_id"]
+    missing = tmp_path / "no" / "such" / "folder"
+    for args in (
+        ["export", run_id, "--what", "assignments", "-o", missing / "a.csv"],
+        ["score", run_id, customer_csv, "-o", missing / "s.parquet"],
+        ["generate", "--customers", "100", "-o", missing / "f.csv"],
+        ["generate", "--customers", "100", "-o", tmp_path / "f.csv", "--truth", missing / "t.csv"],
+    ):
+        result = sistack(*args, code=2)
+        assert "[output_folder_missing]" in flat(result.stderr)
+        assert "internal error" not in result.output
+    assert not (tmp_path / "f.csv").exists()
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--status", "done"], "[invalid_option] Unknown status 'done'"),
+        (["--limit", "0"], "Invalid value for '--limit'"),
+        (["--offset", "-1"], "Invalid value for '--offset'"),
+    ],
+)
+def test_runs_list_refuses_bad_options(sistack: Invoke, args: list[str], says: str) -> None:
+    result = sistack("runs", "list", *args, code=2)
+    assert says in flat(result.stderr)
