@@ -455,3 +455,23 @@ def test_output_into_a_missing_folder_is_refused_before_any_work(
 def test_runs_list_refuses_bad_options(sistack: Invoke, args: list[str], says: str) -> None:
     result = sistack("runs", "list", *args, code=2)
     assert says in flat(result.stderr)
+
+
+def test_insights_and_compare(sistack: Invoke, customer_csv: Path) -> None:
+    original = run_json(sistack, customer_csv)
+    doc = one_json(sistack("insights", original["run_id"], "--json").stdout)
+    shares = [s["contribution"]["customer_share"] for s in doc["segments"]]
+    assert shares == pytest.approx([s["customer_share"] for s in original["segments"]])
+    text = flat(sistack("insights", original["run_id"]).stdout)
+    assert doc["segments"][0]["persona"]["name"].split(":")[0] in text
+    assert "1. segment" in text
+
+    again = one_json(sistack("reproduce", original["run_id"], "--json").stdout)
+    compared = one_json(sistack("compare", again["new_run_id"], "--json").stdout)
+    assert compared["run_a"] == original["run_id"] and compared["ari"] == pytest.approx(1.0)
+    explicit = one_json(
+        sistack("compare", original["run_id"], again["new_run_id"], "--json").stdout
+    )
+    assert explicit["migration"] == compared["migration"]
+    assert "ARI 1.000" in flat(sistack("compare", again["new_run_id"]).stdout)
+    sistack("compare", original["run_id"], code=2)  # no parent

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -156,14 +155,7 @@ def _analyse(
 ) -> RunRecord:
     if not path.is_file():
         raise InputError(f"No file at {path}.", code="file_not_found")
-    try:
-        config = svc.default_config(k=k, seed=seed)
-    except ValidationError as exc:
-        problems = "; ".join(
-            (f"--{e['loc'][0]}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
-            for e in exc.errors()
-        )
-        raise InputError(f"Invalid option {problems}.", code="invalid_option") from exc
+    config = svc.default_config(k=k, seed=seed)
     # The file name lets the reader warn when the extension does not match the content.
     dataset, inspection = svc.add_dataset(path, filename=path.name, keep=False, shape=shape)
     record = svc.create_run(dataset.id, config=config, mapping=mapping, name=name)
@@ -438,6 +430,88 @@ def export(
                 code="unknown_export",
             )
     err.print(f"Exported {what} of {run_id} to {output}")
+
+
+@app.command()
+@_guard
+def insights(run_id: str, as_json: JsonFlag = False) -> None:
+    """Show a run's decision banner, KPIs, personas and top actions."""
+    with _service() as svc:
+        doc = svc.insights(run_id)
+    if as_json:
+        _emit(doc)
+        return
+    overall = doc["overall"]
+    out.print(f"[bold]{escape(doc['banner'])}[/]")
+    out.print(
+        f"{overall['customers']:,} customers · revenue {overall['revenue']:,.0f} · "
+        f"{overall['avg_revenue']:,.1f} per customer · top 20% bring "
+        f"{overall['top20_revenue_share']:.0%} of revenue"
+    )
+    table = Table(title="Segments")
+    for col in (
+        "seg",
+        "persona",
+        "customers",
+        "revenue",
+        "index",
+        "resp.",
+        "deal-dep.",
+        "12m value",
+    ):
+        table.add_column(col, justify="left" if col == "persona" else "right")
+    for seg in doc["segments"]:
+        c = seg["contribution"]
+        resp = (seg.get("response") or {}).get("expected_rate")
+        deal = (seg.get("discount") or {}).get("deal_dependent_share")
+        value = ((seg.get("value") or {}).get("value_12m") or {}).get("total")
+        table.add_row(
+            str(seg["segment"]),
+            escape(seg["persona"]["name"]),
+            f"{c['customer_share']:.1%}",
+            f"{c['revenue_share']:.1%}",
+            f"{c['revenue_index']:.2f}",
+            "-" if resp is None else f"{resp:.1%}",
+            "-" if deal is None else f"{deal:.0%}",
+            "-" if value is None else f"{value:,.0f}",
+        )
+    out.print(table)
+    for i, action in enumerate(doc["top_actions"], 1):
+        out.print(
+            f"{i}. segment {action['segment']}: {escape(action['title'])} "
+            f"(revenue at stake {action['revenue_at_stake']:,.0f})"
+        )
+
+
+@app.command()
+@_guard
+def compare(
+    run_a: Annotated[str, typer.Argument(help="The reference run (e.g. the earlier one).")],
+    run_b: Annotated[str | None, typer.Argument(help="The other run; default: A's parent.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare two runs: matched segments, KPI deltas, migrations, agreement (ARI)."""
+    with _service() as svc:
+        doc = svc.compare(run_a, None) if run_b is None else svc.compare(run_b, run_a)
+    if as_json:
+        _emit(doc)
+        return
+    table = Table(title=f"{doc['run_a']} -> {doc['run_b']}")
+    for col in ("A", "B", "match quality", "Δ customer share", "Δ revenue share"):
+        table.add_column(col, justify="right")
+    for m in doc["matches"]:
+        table.add_row(
+            str(m["segment_a"]),
+            str(m["segment_b"]),
+            f"{m['quality']:.2f}" + (" (weak)" if m["weak"] else ""),
+            f"{m['deltas']['customer_share']:+.1%}",
+            f"{m['deltas']['revenue_share']:+.1%}",
+        )
+    out.print(table)
+    if doc["migration"] is not None:
+        out.print(f"{doc['shared_customers']:,} shared customers, ARI {doc['ari']:.3f}")
+        for i, row in enumerate(doc["migration"], 1):
+            out.print(f"  from {i}: " + "  ".join(f"{v:>6,}" for v in row))
 
 
 @app.command()

@@ -641,3 +641,33 @@ def test_the_same_flow_on_postgresql(postgres_url: str, tmp_path: Path, customer
         assert client.delete(f"{API}/runs/{run['id']}").status_code == 204
         assert client.get(f"{API}/runs").json()["total"] == 1
     assert not (settings.home / "sistack.db").exists()  # nothing went to SQLite
+
+
+def test_insights_personas_and_compare(served: Served) -> None:
+    run_id = served.run["id"]
+    insights = served.client.get(f"{API}/runs/{run_id}/insights")
+    assert insights.status_code == 200, insights.text
+    doc = insights.json()
+    segments = served.client.get(f"{API}/runs/{run_id}/segments").json()["segments"]
+    # The insight numbers are the persisted profile numbers, segment by segment.
+    for seg, profile in zip(doc["segments"], segments, strict=True):
+        assert seg["contribution"]["customers"] == profile["customers"]
+        assert seg["contribution"]["revenue_index"] == pytest.approx(
+            profile["revenue_share"] / profile["customer_share"]
+        )
+    assert doc["banner"] and doc["definitions"]["revenue_index"]
+    personas = served.client.get(f"{API}/runs/{run_id}/personas").json()["personas"]
+    assert [p["name"] for p in personas] == [s["persona"]["name"] for s in doc["segments"]]
+    assert all(2 <= len(p["actions"]) <= 4 for p in personas)
+
+    again = served.client.post(f"{API}/runs/{run_id}/reproduce").json()
+    compared = served.client.get(f"{API}/runs/{again['new_run_id']}/compare/parent")
+    assert compared.status_code == 200, compared.text
+    body = compared.json()
+    assert body["ari"] == pytest.approx(1.0)
+    assert all(
+        m["segment_a"] == m["segment_b"] and m["quality"] == pytest.approx(1.0)
+        for m in body["matches"]
+    )
+    no_parent = served.client.get(f"{API}/runs/{run_id}/compare/parent")
+    assert no_parent.status_code == 404 and error_of(no_parent)["code"] == "no_parent"

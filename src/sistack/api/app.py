@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sistack import __version__
 from sistack.api import errors
 from sistack.api.limits import BodyLimitMiddleware
-from sistack.api.routes import datasets, runs, system
+from sistack.api.routes import datasets, insights, runs, system
 from sistack.config import Settings
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService
@@ -43,5 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(datasets.router)
     app.include_router(runs.router)
+    app.include_router(insights.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     return app

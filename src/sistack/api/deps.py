@@ -30,11 +30,11 @@ UPLOAD_BODY = {
 
 
 def service(request: Request) -> RunService:
-    return request.app.state.service  # type: ignore[no-any-return]
+    return request.app.state.service
 
 
 def jobs(request: Request) -> JobRunner:
-    return request.app.state.jobs  # type: ignore[no-any-return]
+    return request.app.state.jobs
 
 
 async def receive_upload(request: Request, folder: Path) -> tuple[Path, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sistack.io.store.metadata import RunRecord
 
@@ -18,6 +18,11 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting our error body for each status."""
+    return {status: {"model": ErrorResponse} for status in statuses}
 
 
 class DatasetOut(BaseModel):
@@ -50,6 +55,12 @@ class RunCreate(BaseModel):
     reference_date: dt.date | None = None
     name: str | None = Field(default=None, max_length=255)
     parent_id: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _k_range(self) -> RunCreate:
+        if self.k_min is not None and self.k_max is not None and self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
+        return self
 
 
 class DemoCreate(BaseModel):

@@ -65,6 +65,12 @@ def _clean(value: Any) -> float:
     return float(value) if value is not None else float("nan")
 
 
+def finite_std(values: np.ndarray) -> float:
+    """Standard deviation of the finite values; 0 when fewer than two (no warning, no NaN)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.std()) if finite.size > 1 else 0.0
+
+
 def _nan_stat(func: Any, values: np.ndarray) -> float:
     if values.size == 0 or np.all(np.isnan(values)):
         return float("nan")

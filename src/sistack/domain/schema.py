@@ -258,7 +258,7 @@ class ColumnMapping:
         return None
 
     def family(self, family: str) -> dict[str, str]:
-        """Member name -> column for a family role, in column order (``{"web": "NumWebPurchases"}``)."""
+        """Member name -> column of a family role in column order, e.g. ``{"web": "NumWeb..."}``."""
         prefix = family + ":"
         return {r[len(prefix) :]: c for c, r in self.columns.items() if r.startswith(prefix)}
 

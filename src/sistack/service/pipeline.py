@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from sistack.domain.features import FeatureMatrix, build_features
 from sistack.domain.insights.report import Insights, build_insights
-from sistack.domain.profiles import SegmentProfile, build_profiles
+from sistack.domain.profiles import SegmentProfile, build_profiles, finite_std
 from sistack.domain.quality import CHANGED, QualityIssue, QualityReport
 from sistack.domain.schema import CUSTOMERS, ColumnMapping
 from sistack.domain.segmentation.model import FeatureScaler, SegmentModel
@@ -158,11 +158,7 @@ def run_pipeline(
         raise InputError("No monetary value could be derived.", code="missing_monetary")
     candidates = features.model_features
     X_all = model_matrix(features, candidates)
-    finite = np.isfinite(X_all)
-    keep = [
-        j for j in range(len(candidates))
-        if finite[:, j].sum() > 1 and np.nanstd(X_all[finite[:, j], j]) > 0
-    ]
+    keep = [j for j in range(len(candidates)) if finite_std(X_all[:, j]) > 0]
     names = [candidates[j] for j in keep]
     if not names:
         raise InputError(

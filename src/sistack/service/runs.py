@@ -10,8 +10,8 @@ import datetime as dt
 import logging
 import platform
 import re
-import threading
 import shutil
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -250,10 +250,13 @@ class RunService:
             return RunConfig(**values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+                (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
+                + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
             )
             raise InputError(
-                f"Invalid run options: {problems}.", code="invalid_option",
+                f"Invalid run options: {problems}.",
+                code="invalid_option",
                 details={"problems": [str(e["msg"]) for e in exc.errors()]},
             ) from exc
 
@@ -450,15 +453,16 @@ class RunService:
 
     def insights(self, run_id: str) -> dict[str, Any]:
         self.finished(run_id)
-        return self.artifacts.read_json(run_id, "insights.json")  # type: ignore[no-any-return]
+        return self.artifacts.read_json(run_id, "insights.json")
 
     def compare(self, run_id: str, other_id: str | None = None) -> dict[str, Any]:
         """Compare a run with another (default: its parent): matches, deltas, migrations."""
         record = self.finished(run_id)
         if other_id in (None, "parent"):
             if record.parent_id is None:
-                raise NotFound(f"Run '{run_id}' has no parent run to compare with.",
-                               code="no_parent")
+                raise NotFound(
+                    f"Run '{run_id}' has no parent run to compare with.", code="no_parent"
+                )
             other_id = record.parent_id
         self.finished(other_id)
         return compare_stored(self, other_id, run_id)

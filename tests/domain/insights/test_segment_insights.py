@@ -27,12 +27,33 @@ MONETARY = np.array([500.0, 300.0, 50.0, 40.0, 60.0, 50.0])
 SEGMENT = np.array([1, 1, 2, 2, 2, 2])
 DEAL = np.array([0.0, 0.1, 0.6, 0.5, 0.3, 0.9])
 PROFILES = (
-    profile(0, 6, 1000.0, 6, 1000.0, {"monetary": 1000 / 6, "deal_share": 2.4 / 6},
-            {"purchases_web": 10.0, "purchases_store": 30.0, "web_visits": 20.0}),
-    profile(1, 2, 800.0, 6, 1000.0, {"monetary": 400.0, "deal_share": 0.05},
-            {"purchases_web": 2.0, "purchases_store": 18.0, "web_visits": 4.0}),
-    profile(2, 4, 200.0, 6, 1000.0, {"monetary": 50.0, "deal_share": 0.575},
-            {"purchases_web": 8.0, "purchases_store": 12.0, "web_visits": 16.0}),
+    profile(
+        0,
+        6,
+        1000.0,
+        6,
+        1000.0,
+        {"monetary": 1000 / 6, "deal_share": 2.4 / 6},
+        {"purchases_web": 10.0, "purchases_store": 30.0, "web_visits": 20.0},
+    ),
+    profile(
+        1,
+        2,
+        800.0,
+        6,
+        1000.0,
+        {"monetary": 400.0, "deal_share": 0.05},
+        {"purchases_web": 2.0, "purchases_store": 18.0, "web_visits": 4.0},
+    ),
+    profile(
+        2,
+        4,
+        200.0,
+        6,
+        1000.0,
+        {"monetary": 50.0, "deal_share": 0.575},
+        {"purchases_web": 8.0, "purchases_store": 12.0, "web_visits": 16.0},
+    ),
 )
 
 
@@ -93,12 +114,25 @@ def test_persona_names_are_unique_even_when_statistics_tie():
 
 def context(**overrides):
     base = dict(
-        segment=1, persona="x", customers=100, revenue=10_000.0, revenue_index=1.0,
-        avg_revenue=100.0, population_avg_revenue=100.0, deal_share=0.2,
-        population_deal_share=0.2, revenue_exposed=1000.0, deal_dependent_share=0.1,
-        response_probability=0.1, population_response_probability=0.1,
-        revenue_per_response=11.0, recency_z=0.0, tenure_z=0.0, variety_z=0.0,
-        dominant_channel="store", dominant_channel_index=1.0,
+        segment=1,
+        persona="x",
+        customers=100,
+        revenue=10_000.0,
+        revenue_index=1.0,
+        avg_revenue=100.0,
+        population_avg_revenue=100.0,
+        deal_share=0.2,
+        population_deal_share=0.2,
+        revenue_exposed=1000.0,
+        deal_dependent_share=0.1,
+        response_probability=0.1,
+        population_response_probability=0.1,
+        revenue_per_response=11.0,
+        recency_z=0.0,
+        tenure_z=0.0,
+        variety_z=0.0,
+        dominant_channel="store",
+        dominant_channel_index=1.0,
     )
     base.update(overrides)
     return actions.SegmentContext(**base)
@@ -124,8 +158,11 @@ def test_rules_fire_on_their_condition(overrides, expected_rule):
 
 
 def test_guardrail_warns_on_discount_into_dependent_segment():
-    (coupon,) = [a for a in actions.recommend(context(revenue_index=0.5, deal_share=0.6))
-                 if a.rule == "targeted_coupons"]
+    (coupon,) = [
+        a
+        for a in actions.recommend(context(revenue_index=0.5, deal_share=0.6))
+        if a.rule == "targeted_coupons"
+    ]
     assert coupon.involves_discount
     assert any("60%" in g for g in coupon.guardrails)
     assert coupon.revenue_at_stake == pytest.approx(1000.0)
@@ -137,14 +174,14 @@ def test_ranking_by_revenue_at_stake():
     top = actions.rank([*a, *b], top=3)
     assert top[0].segment == 2 and top[0].rule == "win_back"
     assert top[0].revenue_at_stake == pytest.approx(0.25 * 50_000)
-    assert [t.revenue_at_stake for t in top] == sorted((t.revenue_at_stake for t in top),
-                                                        reverse=True)
+    assert [t.revenue_at_stake for t in top] == sorted(
+        (t.revenue_at_stake for t in top), reverse=True
+    )
 
 
 def test_compare_identical_runs():
     stds = {"monetary": 100.0, "deal_share": 0.3}
-    result = compare.compare_runs(PROFILES, PROFILES, stds=stds,
-                                  shared=(SEGMENT, SEGMENT.copy()))
+    result = compare.compare_runs(PROFILES, PROFILES, stds=stds, shared=(SEGMENT, SEGMENT.copy()))
     assert [(m.segment_a, m.segment_b) for m in result.matches] == [(1, 1), (2, 2)]
     assert all(m.quality == pytest.approx(1.0) for m in result.matches)
     assert result.migration == ((2, 0), (0, 4))
@@ -154,9 +191,11 @@ def test_compare_identical_runs():
 
 def test_compare_swapped_labels_and_migration():
     stds = {"monetary": 100.0, "deal_share": 0.3}
-    swapped = (PROFILES[0],
-               profile(1, 4, 200.0, 6, 1000.0, PROFILES[2].means),
-               profile(2, 2, 800.0, 6, 1000.0, PROFILES[1].means))
+    swapped = (
+        PROFILES[0],
+        profile(1, 4, 200.0, 6, 1000.0, PROFILES[2].means),
+        profile(2, 2, 800.0, 6, 1000.0, PROFILES[1].means),
+    )
     moved = np.array([2, 2, 1, 1, 1, 2])  # customer 5 moved to the other group
     result = compare.compare_runs(PROFILES, swapped, stds=stds, shared=(SEGMENT, moved))
     assert [(m.segment_a, m.segment_b) for m in result.matches] == [(1, 2), (2, 1)]

@@ -7,7 +7,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
 from sistack.domain.segmentation.model import FeatureScaler, SegmentModel
-from sistack.domain.segmentation.selection import choose_k, sample_indices
+from sistack.domain.segmentation.selection import KScore, choose_k, pick_k, sample_indices
 from sistack.domain.segmentation.stability import bootstrap_stability
 
 
@@ -117,3 +117,21 @@ def test_stability_high_for_clear_blobs_low_for_noise():
     fuzzy = SegmentModel(n_segments=6, random_state=0).fit(noise)
     unstable = bootstrap_stability(noise, fuzzy.cluster_centers_, resamples=5, seed=0)
     assert np.mean(unstable.jaccard) < np.mean(clear.jaccard)
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        # (k, silhouette, davies_bouldin): k=3 has the best silhouette by 0.002, k=5 is within
+        # the 0.01 tolerance and has the lower Davies-Bouldin -> 5 (numbers from a real run).
+        ([(2, 0.261, 1.515), (3, 0.308, 1.294), (4, 0.289, 1.22), (5, 0.306, 1.228)], 5),
+        # k=4 has the lowest DB but is 0.019 below the best silhouette -> not a candidate.
+        ([(3, 0.297, 1.34), (4, 0.281, 1.257), (5, 0.296, 1.265)], 5),
+        # A clear silhouette winner wins whatever the DB of the others.
+        ([(2, 0.6, 0.9), (3, 0.4, 0.5)], 2),
+        # Equal DB among candidates: the smaller k.
+        ([(2, 0.5, 1.0), (3, 0.5, 1.0)], 2),
+    ],
+)
+def test_pick_k_criterion(scores, expected):
+    assert pick_k([KScore(k, sil, 0.0, db, 0.0) for k, sil, db in scores]) == expected

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from sistack.api.deps import UPLOAD_BODY, receive_upload, service
-from sistack.api.schemas import DatasetOut, ErrorResponse
+from sistack.api.schemas import DatasetOut, error_responses
 from sistack.service.runs import RunService
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
-ERRORS = {code: {"model": ErrorResponse} for code in (413, 415, 422)}
+ERRORS = error_responses(413, 415, 422)
 
 
 @router.post(

@@ -7,13 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from sistack.api.deps import service
-from sistack.api.schemas import ErrorResponse
+from sistack.api.schemas import error_responses
 from sistack.service.runs import RunService
 
 router = APIRouter(prefix="/api/v1/runs", tags=["insights"])
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}
-}
+NOT_READY = error_responses(404, 409)
 
 
 @router.get("/{run_id}/insights", responses=NOT_READY)

@@ -9,51 +9,43 @@ import polars as pl
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
 
 from sistack.api.deps import UPLOAD_BODY, jobs, receive_upload, service
 from sistack.api.schemas import (
     AssignmentsPage,
-    ErrorResponse,
     ReproduceOut,
     RunCreate,
     RunOut,
     RunPage,
     SegmentsOut,
+    error_responses,
 )
-from sistack.errors import InputError
 from sistack.io.exports import neutralise
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
-NOT_FOUND = {404: {"model": ErrorResponse}}
-NOT_READY = {404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}}
+NOT_FOUND = error_responses(404)
+NOT_READY = error_responses(404, 409)
 
 
 @router.post(
     "",
     status_code=202,
     response_model=RunOut,
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses=error_responses(404, 422),
 )
 def create_run(
     body: RunCreate, svc: RunService = Depends(service), runner: JobRunner = Depends(jobs)
 ) -> RunOut:
     """Queue a segmentation run of an uploaded dataset; poll ``GET /runs/{id}`` for progress."""
-    try:
-        config = svc.default_config(
-            k=body.k,
-            k_min=body.k_min,
-            k_max=body.k_max,
-            seed=body.seed,
-            reference_date=body.reference_date,
-        )
-    except ValidationError as exc:  # combinations the fields alone cannot check (k_min > k_max)
-        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        raise InputError(
-            f"The run options are not valid: {problems}.", code="invalid_request"
-        ) from exc
+    config = svc.default_config(
+        k=body.k,
+        k_min=body.k_min,
+        k_max=body.k_max,
+        seed=body.seed,
+        reference_date=body.reference_date,
+    )
     record = svc.create_run(
         body.dataset_id,
         config=config,
@@ -149,12 +141,7 @@ def reproduce(run_id: str, svc: RunService = Depends(service)) -> ReproduceOut:
 
 @router.post(
     "/{run_id}/score",
-    responses={
-        **NOT_READY,
-        413: {"model": ErrorResponse},
-        415: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-    },
+    responses=error_responses(404, 409, 413, 415, 422),
     openapi_extra=UPLOAD_BODY,
 )
 async def score(
@@ -181,7 +168,7 @@ async def score(
     )
 
 
-@router.delete("/{run_id}", status_code=204, responses={**NOT_FOUND, 409: {"model": ErrorResponse}})
+@router.delete("/{run_id}", status_code=204, responses=error_responses(404, 409))
 def delete_run(run_id: str, svc: RunService = Depends(service)) -> Response:
     svc.delete_run(run_id)
     return Response(status_code=204)

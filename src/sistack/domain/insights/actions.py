@@ -86,125 +86,200 @@ def _discount_guardrail(c: SegmentContext) -> tuple[str, ...]:
     return ()
 
 
-def _action(c: SegmentContext, rule: str, title: str, why: str, direction: str, stake: float,
-            *, discount: bool = False, guardrails: tuple[str, ...] = ()) -> Action:
+def _action(
+    c: SegmentContext,
+    rule: str,
+    title: str,
+    why: str,
+    direction: str,
+    stake: float,
+    *,
+    discount: bool = False,
+    guardrails: tuple[str, ...] = (),
+) -> Action:
     extra = _discount_guardrail(c) if discount else ()
-    return Action(rule, c.segment, title, why, direction, float(stake), guardrails + extra,
-                  discount)
+    return Action(
+        rule, c.segment, title, why, direction, float(stake), guardrails + extra, discount
+    )
 
 
-register(Rule(
-    "loyalty_perks",
-    lambda c: c.revenue_index >= 1.3
-    and (c.deal_share is None or c.population_deal_share is None
-         or c.deal_share <= c.population_deal_share),
-    lambda c: _action(
-        c, "loyalty_perks", "Reward loyalty with perks and service, not blanket discounts",
-        f"They bring {c.revenue_index:.1f}x their share of revenue and rarely need a deal; "
-        "discounts would give away margin they already pay.",
-        "protect revenue", 0.10 * c.revenue,
-        guardrails=("Avoid blanket discounts for this segment.",),
-    ),
-    priority=5,
-))
+register(
+    Rule(
+        "loyalty_perks",
+        lambda c: (
+            c.revenue_index >= 1.3
+            and (
+                c.deal_share is None
+                or c.population_deal_share is None
+                or c.deal_share <= c.population_deal_share
+            )
+        ),
+        lambda c: _action(
+            c,
+            "loyalty_perks",
+            "Reward loyalty with perks and service, not blanket discounts",
+            f"They bring {c.revenue_index:.1f}x their share of revenue and rarely need a deal; "
+            "discounts would give away margin they already pay.",
+            "protect revenue",
+            0.10 * c.revenue,
+            guardrails=("Avoid blanket discounts for this segment.",),
+        ),
+        priority=5,
+    )
+)
 
-register(Rule(
-    "targeted_coupons",
-    lambda c: _deal_dependent(c) and c.revenue_index < 1.0,
-    lambda c: _action(
-        c, "targeted_coupons", "Move to targeted coupons and cap discount depth",
-        f"{c.deal_share:.0%} of their purchases use a deal and they bring less revenue than "
-        "their headcount; targeted, capped offers protect margin.",
-        "protect margin", c.revenue_exposed or 0.0, discount=True,
-    ),
-    priority=4,
-))
+register(
+    Rule(
+        "targeted_coupons",
+        lambda c: _deal_dependent(c) and c.revenue_index < 1.0,
+        lambda c: _action(
+            c,
+            "targeted_coupons",
+            "Move to targeted coupons and cap discount depth",
+            f"{c.deal_share:.0%} of their purchases use a deal and they bring less revenue than "
+            "their headcount; targeted, capped offers protect margin.",
+            "protect margin",
+            c.revenue_exposed or 0.0,
+            discount=True,
+        ),
+        priority=4,
+    )
+)
 
-register(Rule(
-    "win_back",
-    lambda c: c.recency_z is not None and c.recency_z >= 0.5
-    and c.avg_revenue >= 0.5 * c.population_avg_revenue,
-    lambda c: _action(
-        c, "win_back", "Run a win-back programme before they are gone",
-        "They have not bought for much longer than average but used to spend; a personal "
-        "reactivation offer costs less than acquiring their replacement.",
-        "protect revenue", 0.25 * c.revenue,
-    ),
-    priority=3,
-))
+register(
+    Rule(
+        "win_back",
+        lambda c: (
+            c.recency_z is not None
+            and c.recency_z >= 0.5
+            and c.avg_revenue >= 0.5 * c.population_avg_revenue
+        ),
+        lambda c: _action(
+            c,
+            "win_back",
+            "Run a win-back programme before they are gone",
+            "They have not bought for much longer than average but used to spend; a personal "
+            "reactivation offer costs less than acquiring their replacement.",
+            "protect revenue",
+            0.25 * c.revenue,
+        ),
+        priority=3,
+    )
+)
 
-register(Rule(
-    "prioritise_campaign",
-    lambda c: c.response_probability is not None
-    and c.population_response_probability is not None
-    and c.response_probability >= 1.25 * c.population_response_probability,
-    lambda c: _action(
-        c, "prioritise_campaign", "Prioritise them in the next campaign",
-        f"Their expected response ({c.response_probability:.0%}) is well above average "
-        f"({c.population_response_probability:.0%}).",
-        "increase revenue",
-        c.customers * (c.response_probability or 0.0) * (c.revenue_per_response or c.avg_revenue),
-    ),
-    priority=4,
-))
+register(
+    Rule(
+        "prioritise_campaign",
+        lambda c: (
+            c.response_probability is not None
+            and c.population_response_probability is not None
+            and c.response_probability >= 1.25 * c.population_response_probability
+        ),
+        lambda c: _action(
+            c,
+            "prioritise_campaign",
+            "Prioritise them in the next campaign",
+            f"Their expected response ({c.response_probability:.0%}) is well above average "
+            f"({c.population_response_probability:.0%}).",
+            "increase revenue",
+            c.customers
+            * (c.response_probability or 0.0)
+            * (c.revenue_per_response or c.avg_revenue),
+        ),
+        priority=4,
+    )
+)
 
-register(Rule(
-    "nurture_new",
-    lambda c: c.tenure_z is not None and c.tenure_z <= -0.5,
-    lambda c: _action(
-        c, "nurture_new", "Onboard and nurture: turn first purchases into habits",
-        "They joined recently; the next few purchases decide whether they stay.",
-        "increase revenue", 0.15 * c.revenue,
-    ),
-    priority=2,
-))
+register(
+    Rule(
+        "nurture_new",
+        lambda c: c.tenure_z is not None and c.tenure_z <= -0.5,
+        lambda c: _action(
+            c,
+            "nurture_new",
+            "Onboard and nurture: turn first purchases into habits",
+            "They joined recently; the next few purchases decide whether they stay.",
+            "increase revenue",
+            0.15 * c.revenue,
+        ),
+        priority=2,
+    )
+)
 
-register(Rule(
-    "channel_focus",
-    lambda c: c.dominant_channel is not None and (c.dominant_channel_index or 0.0) >= 1.3,
-    lambda c: _action(
-        c, "channel_focus", f"Meet them in the {c.dominant_channel} channel first",
-        f"They use {c.dominant_channel} {c.dominant_channel_index:.1f}x as much as the average "
-        "customer; concentrate contact and assortment there.",
-        "reduce cost", 0.05 * c.revenue,
-    ),
-    priority=1,
-))
+register(
+    Rule(
+        "channel_focus",
+        lambda c: c.dominant_channel is not None and (c.dominant_channel_index or 0.0) >= 1.3,
+        lambda c: _action(
+            c,
+            "channel_focus",
+            f"Meet them in the {c.dominant_channel} channel first",
+            f"They use {c.dominant_channel} {c.dominant_channel_index:.1f}x as much as the average "
+            "customer; concentrate contact and assortment there.",
+            "reduce cost",
+            0.05 * c.revenue,
+        ),
+        priority=1,
+    )
+)
 
-register(Rule(
-    "cross_sell",
-    lambda c: c.variety_z is not None and c.variety_z <= -0.5,
-    lambda c: _action(
-        c, "cross_sell", "Cross-sell the categories they do not buy yet",
-        "They buy from fewer categories than average; bundles and recommendations widen the "
-        "basket.", "increase revenue", 0.08 * c.revenue,
-    ),
-    priority=1,
-))
+register(
+    Rule(
+        "cross_sell",
+        lambda c: c.variety_z is not None and c.variety_z <= -0.5,
+        lambda c: _action(
+            c,
+            "cross_sell",
+            "Cross-sell the categories they do not buy yet",
+            "They buy from fewer categories than average; bundles and recommendations widen the "
+            "basket.",
+            "increase revenue",
+            0.08 * c.revenue,
+        ),
+        priority=1,
+    )
+)
 
-register(Rule(
-    "reduce_contact",
-    lambda c: c.revenue_index < 0.6
-    and (c.response_probability is None or c.population_response_probability is None
-         or c.response_probability < 0.75 * c.population_response_probability),
-    lambda c: _action(
-        c, "reduce_contact", "Reduce contact frequency and cost to serve",
-        "Low value and low expected response: spend less on reaching them and move budget to "
-        "segments that respond.", "reduce cost", 0.05 * c.revenue,
-    ),
-    priority=0,
-))
+register(
+    Rule(
+        "reduce_contact",
+        lambda c: (
+            c.revenue_index < 0.6
+            and (
+                c.response_probability is None
+                or c.population_response_probability is None
+                or c.response_probability < 0.75 * c.population_response_probability
+            )
+        ),
+        lambda c: _action(
+            c,
+            "reduce_contact",
+            "Reduce contact frequency and cost to serve",
+            "Low value and low expected response: spend less on reaching them and move budget to "
+            "segments that respond.",
+            "reduce cost",
+            0.05 * c.revenue,
+        ),
+        priority=0,
+    )
+)
 
-register(Rule(
-    "test_and_learn",
-    lambda c: True,
-    lambda c: _action(
-        c, "test_and_learn", "Run a small controlled test before scaling any offer",
-        "No rule singles this segment out strongly; a test with a hold-out group tells what "
-        "moves it.", "increase revenue", 0.02 * c.revenue,
-    ),
-    priority=-10,
-))
+register(
+    Rule(
+        "test_and_learn",
+        lambda c: True,
+        lambda c: _action(
+            c,
+            "test_and_learn",
+            "Run a small controlled test before scaling any offer",
+            "No rule singles this segment out strongly; a test with a hold-out group tells what "
+            "moves it.",
+            "increase revenue",
+            0.02 * c.revenue,
+        ),
+        priority=-10,
+    )
+)
 
 
 def recommend(context: SegmentContext) -> tuple[Action, ...]:

@@ -40,9 +40,7 @@ def channel_mix(profiles: tuple[SegmentProfile, ...]) -> tuple[ChannelMix, ...]:
     for p in profiles:
         total = sum(p.sums[PREFIX + n] for n in names)
         shares = _shares(p, names)
-        index = {
-            n: (shares[n] / overall[n]) if overall[n] > 0 else float("nan") for n in names
-        }
+        index = {n: (shares[n] / overall[n]) if overall[n] > 0 else float("nan") for n in names}
         dominant = max(names, key=lambda n: (shares[n], n)) if total > 0 else None
         visits = p.sums.get("web_visits")
         # web_visits is a monthly rate per customer; per purchase it is compared with purchases

@@ -51,8 +51,12 @@ class Comparison:
 def _kpis(p: SegmentProfile) -> dict[str, float]:
     index = p.revenue_share / p.customer_share if p.customer_share else float("nan")
     avg = p.revenue / p.customers if p.customers else float("nan")
-    return {"customer_share": p.customer_share, "revenue_share": p.revenue_share,
-            "revenue_index": index, "avg_revenue": avg}
+    return {
+        "customer_share": p.customer_share,
+        "revenue_share": p.revenue_share,
+        "revenue_index": index,
+        "avg_revenue": avg,
+    }
 
 
 def match_segments(
@@ -63,9 +67,7 @@ def match_segments(
 ) -> tuple[tuple[str, ...], list[SegmentMatch], list[int], list[int]]:
     """Match segments of two runs (profiles include the population first)."""
     seg_a, seg_b = a[1:], b[1:]
-    features = tuple(
-        f for f in a[0].medians if f in b[0].medians and stds.get(f, 0.0) > 0
-    )
+    features = tuple(f for f in a[0].medians if f in b[0].medians and stds.get(f, 0.0) > 0)
     if not features:
         features = tuple(f for f in a[0].means if f in b[0].means and stds.get(f, 0.0) > 0)
     center = np.array([a[0].means[f] for f in features])
@@ -118,5 +120,6 @@ def compare_runs(
     if shared is not None and len(shared[0]):
         migration, ari = migration_matrix(shared[0], shared[1], k_a=len(a) - 1, k_b=len(b) - 1)
         n_shared = len(shared[0])
-    return Comparison(features, tuple(matches), tuple(vanished), tuple(new), n_shared,
-                      migration, ari)
+    return Comparison(
+        features, tuple(matches), tuple(vanished), tuple(new), n_shared, migration, ari
+    )

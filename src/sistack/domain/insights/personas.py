@@ -142,7 +142,7 @@ def build_personas(
             break
         for seg in clashes:
             depth[seg] += 1
-    seen: dict[str, int] = {}
+    seen: dict[int, str] = {}
     for seg in sorted(names):
         name = names[seg]
         if name in seen.values():

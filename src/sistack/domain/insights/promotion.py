@@ -107,7 +107,10 @@ def response_insights(
             rate = anyrate["interval"]["rate"]
             entry["expected_rate"] = rate
             entry["expected_responders"] = rate * int(mask.sum()) if rate == rate else None
-        if entry.get("expected_rate") is not None and entry["expected_rate"] == entry["expected_rate"]:
+        if (
+            entry.get("expected_rate") is not None
+            and entry["expected_rate"] == entry["expected_rate"]
+        ):
             expected[seg] = float(entry["expected_rate"])
         out[seg] = entry
 
@@ -116,7 +119,8 @@ def response_insights(
         summary.update(model.summary())
         summary["params"] = model.to_dict()
     per_customer = pl.Series(
-        "response_probability", prob if prob is not None else [None] * len(segment),
+        "response_probability",
+        prob if prob is not None else [None] * len(segment),
         dtype=pl.Float64,
     )
     return ResponseInsights(expected, observed_rate, out, per_customer, summary)

@@ -17,10 +17,15 @@ import polars as pl
 
 from sistack.domain.insights import actions as actions_mod
 from sistack.domain.insights import channels, discount, kpis, personas, promotion, value
-from sistack.domain.profiles import SegmentProfile
+from sistack.domain.profiles import SegmentProfile, finite_std
 
 BEHAVIOUR = (
-    "recency_days", "frequency", "monetary", "avg_order_value", "tenure_days", "variety",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "avg_order_value",
+    "tenure_days",
+    "variety",
     "inter_purchase_days",
 )
 
@@ -51,11 +56,12 @@ class Insights:
 
 
 def _std(features: pl.DataFrame, names: list[str]) -> dict[str, float]:
-    return {n: float(np.nanstd(features.get_column(n).to_numpy())) for n in names}
+    return {n: finite_std(features.get_column(n).cast(pl.Float64).to_numpy()) for n in names}
 
 
-def _z(profile: SegmentProfile, population: SegmentProfile, stds: dict[str, float],
-       feature: str) -> float | None:
+def _z(
+    profile: SegmentProfile, population: SegmentProfile, stds: dict[str, float], feature: str
+) -> float | None:
     std = stds.get(feature, 0.0)
     if feature not in profile.means or not std > 0:
         return None
@@ -82,8 +88,12 @@ def build_insights(
 
     contrib = {c.segment: c for c in kpis.contributions(profiles, monetary, segment)}
     risk = (
-        {r.segment: r for r in discount.discount_risk(
-            features.get_column("deal_share").to_numpy(), monetary, segment, seg_ids)}
+        {
+            r.segment: r
+            for r in discount.discount_risk(
+                features.get_column("deal_share").to_numpy(), monetary, segment, seg_ids
+            )
+        }
         if "deal_share" in features.columns
         else {}
     )
@@ -160,15 +170,20 @@ def build_insights(
         "response": resp.segments.get(0),
     }
     definitions = {
-        **kpis.DEFINITIONS, **discount.DEFINITIONS, **channels.DEFINITIONS,
-        **personas.DEFINITIONS, **promotion.DEFINITIONS, **value.DEFINITIONS,
+        **kpis.DEFINITIONS,
+        **discount.DEFINITIONS,
+        **channels.DEFINITIONS,
+        **personas.DEFINITIONS,
+        **promotion.DEFINITIONS,
+        **value.DEFINITIONS,
     }
     scores = pl.DataFrame(
         {
             "customer_id": features.get_column("customer_id"),
             "segment": pl.Series("segment", segment, dtype=pl.Int32),
             "response_probability": resp.per_customer,
-            "deal_share": features.get_column("deal_share") if "deal_share" in names
+            "deal_share": features.get_column("deal_share")
+            if "deal_share" in names
             else pl.Series("deal_share", [None] * len(segment), dtype=pl.Float64),
             "value_12m": val.per_customer,
         }
@@ -210,9 +225,7 @@ def decision_banner(
         f"customers and brings {best.revenue_share:.0%} of revenue"
     ]
     if risk and risk[0].revenue_exposed_share == risk[0].revenue_exposed_share:
-        parts.append(
-            f"{risk[0].revenue_exposed_share:.0%} of revenue depends on discounts"
-        )
+        parts.append(f"{risk[0].revenue_exposed_share:.0%} of revenue depends on discounts")
     if top:
         parts.append(f"first move: {top[0].title.lower()} (segment {top[0].segment})")
     return "; ".join(parts) + "."

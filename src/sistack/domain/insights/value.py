@@ -94,7 +94,10 @@ def value_insights(
         if tenure is not None and orders is not None:
             value = clv.proxy_value(
                 np.zeros_like(historical) if recency is None else recency,
-                orders, historical, tenure, horizon_days=HORIZON_DAYS,
+                orders,
+                historical,
+                tenure,
+                horizon_days=HORIZON_DAYS,
             )
             basis = "proxy"
     if value is None:
@@ -105,10 +108,17 @@ def value_insights(
     hist_all = clv.value_by_segment(historical, np.zeros(len(value), dtype=np.int64))
     per_seg = {v.segment: v for v in clv.value_by_segment(value, segment)}
     hist_seg = {v.segment: v for v in clv.value_by_segment(historical, segment)}
-    out[0] = {"basis": basis, "value_12m": everyone[0].to_dict(), "historical": hist_all[0].to_dict()}
+    out[0] = {
+        "basis": basis,
+        "value_12m": everyone[0].to_dict(),
+        "historical": hist_all[0].to_dict(),
+    }
     for seg in segments:
-        out[seg] = {"basis": basis, "value_12m": per_seg[seg].to_dict(),
-                    "historical": hist_seg[seg].to_dict()}
+        out[seg] = {
+            "basis": basis,
+            "value_12m": per_seg[seg].to_dict(),
+            "historical": hist_seg[seg].to_dict(),
+        }
     return ValueInsights(
         basis=basis,
         per_customer=pl.Series("value_12m", value, dtype=pl.Float64),
@@ -116,6 +126,3 @@ def value_insights(
         total=float(value.sum()),
         params=params,
     )
-
-
-

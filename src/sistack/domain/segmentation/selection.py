@@ -2,8 +2,10 @@
 
 Criterion (documented for users): every k in the range is fitted with k-means on a deterministic
 sample of at most ``selection_sample`` customers; the silhouette score is computed on at most
-``silhouette_n`` of them. The k with the highest silhouette wins; a tie goes to the smaller k.
-Calinski-Harabasz and Davies-Bouldin are recorded beside it for the analyst.
+``silhouette_n`` of them. Every k whose silhouette is within ``SILHOUETTE_TOLERANCE`` (0.01) of
+the best is a candidate: a difference that small is within the noise of a sampled silhouette.
+Among the candidates the lowest Davies-Bouldin index (compact, well separated segments) wins;
+a tie goes to the smaller k. Calinski-Harabasz is recorded beside them for the analyst.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+
+SILHOUETTE_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,13 @@ def choose_k(
                 inertia=float(km.inertia_),
             )
         )
-    best = max(scores, key=lambda s: (s.silhouette, -s.k))
-    marked = [KScore(**{**s.to_dict(), "chosen": s.k == best.k}) for s in scores]
-    return marked, best.k, centers[best.k]
+    k = pick_k(scores)
+    marked = [KScore(**{**s.to_dict(), "chosen": s.k == k}) for s in scores]
+    return marked, k, centers[k]
+
+
+def pick_k(scores: list[KScore]) -> int:
+    """The documented criterion (see the module docstring) applied to computed scores."""
+    top = max(s.silhouette for s in scores)
+    near = [s for s in scores if s.silhouette >= top - SILHOUETTE_TOLERANCE]
+    return min(near, key=lambda s: (s.davies_bouldin, s.k)).k
