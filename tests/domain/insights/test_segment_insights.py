@@ -1,4 +1,4 @@
-"""Contribution, discount risk, channel mix, personas, actions and comparison: hand-worked numbers."""
+"""Contribution, discount risk, channels, personas, actions and comparison: hand-worked numbers."""
 
 import numpy as np
 import pytest

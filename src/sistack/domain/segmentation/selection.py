@@ -17,7 +17,6 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-
 SILHOUETTE_TOLERANCE = 0.01
 
 

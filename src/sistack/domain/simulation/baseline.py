@@ -26,13 +26,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sistack.domain.simulation.economics import EconomicSettings, Economics, resolve_economics
+from sistack.domain.simulation.economics import Economics, EconomicSettings, resolve_economics
 from sistack.errors import InputError
 
 FloatArray = NDArray[np.float64]
 PURCHASES = "purchases_"
 ANY_CAMPAIGN = "any_campaign"
-DATA_ECONOMICS = {"cost_contact": "cost_per_contact", "revenue_per_response": "revenue_per_response"}
+DATA_ECONOMICS = {
+    "cost_contact": "cost_per_contact",
+    "revenue_per_response": "revenue_per_response",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,8 +204,9 @@ class Baseline:
             response_alpha=response[:, 1].copy(),
             response_beta=response[:, 2].copy(),
             response_observed=response[:, 3].copy(),
-            deal_share=np.array([_deal_share(e.get("discount"), p) for e, p in zip(
-                entries, rows, strict=True)]),
+            deal_share=np.array(
+                [_deal_share(e.get("discount"), p) for e, p in zip(entries, rows, strict=True)]
+            ),
             population_deal_share=_deal_share(overall, population),
             channels=channels,
             purchases=np.array(
@@ -299,7 +303,8 @@ def _data_economics(population: dict[str, Any]) -> dict[str, float]:
         candidates = [
             _num((population.get("medians") or {}).get(column)),
             _num((population.get("means") or {}).get(column)),
-            _num(sums.get(column)) / _num(counts.get(column)) if _num(counts.get(column)) > 0
+            _num(sums.get(column)) / _num(counts.get(column))
+            if _num(counts.get(column)) > 0
             else math.nan,
         ]
         found = [c for c in candidates if math.isfinite(c) and c >= 0]

@@ -378,8 +378,7 @@ class Retention(Lever):
         warnings = tuple(
             Guardrail(
                 "unknown_value",
-                f"Segment {s} has no 12-month value in the data; its retention change counts "
-                "as 0.",
+                f"Segment {s} has no 12-month value in the data; its retention change counts as 0.",
                 segment=s,
             )
             for s in self.change

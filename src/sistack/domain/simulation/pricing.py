@@ -126,9 +126,7 @@ class DiscountDepth(Lever):
                         segment=seg,
                     )
                 )
-            elif c > 0 and (
-                share[i] >= DEPENDENT_DEAL_SHARE or share[i] >= DEPENDENT_RATIO * pop
-            ):
+            elif c > 0 and (share[i] >= DEPENDENT_DEAL_SHARE or share[i] >= DEPENDENT_RATIO * pop):
                 warnings.append(
                     Guardrail(
                         "discount_dependent",

@@ -209,7 +209,9 @@ def get_lever(name: str) -> type[Lever]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown lever {name!r}; known levers: {', '.join(known_levers())}") from None
+        raise KeyError(
+            f"unknown lever {name!r}; known levers: {', '.join(known_levers())}"
+        ) from None
 
 
 def lever_catalogue() -> list[dict[str, Any]]:
@@ -259,3 +261,32 @@ def above_ceiling(ctx: LeverContext, segment: int, what: str, value: float) -> G
         )
     return None
 
+
+def _schema_node(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[-1]]
+    for option in node.get("anyOf", ()):
+        if option.get("type") != "null":
+            return _schema_node(option, defs)
+    return node
+
+
+def parameter_bounds(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    """(minimum, maximum) of the parameter at ``loc`` (e.g. ``("uplift", 2)``), from the schema.
+
+    ``None`` when the parameter has no two-sided numeric range.
+    """
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    node: dict[str, Any] | None = schema.get("properties", {}).get(loc[0]) if loc else None
+    for part in loc[1:]:
+        if node is None or part == "[key]":
+            return None
+        node = _schema_node(node, defs)
+        node = node.get("items") or node.get("additionalProperties")
+    if node is None:
+        return None
+    node = _schema_node(node, defs)
+    low = node.get("minimum", node.get("exclusiveMinimum"))
+    high = node.get("maximum", node.get("exclusiveMaximum"))
+    return (low, high) if low is not None and high is not None else None
