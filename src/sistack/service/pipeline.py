@@ -51,6 +51,9 @@ class RunConfig(BaseModel):
     n_init: int = Field(default=4, ge=1, le=50)
     stability_resamples: int = Field(default=20, ge=0, le=500)
     stability_sample: int = Field(default=5_000, ge=100)
+    response_sample: int = Field(
+        default=20_000, ge=100, description="Labelled customers used to fit the response model."
+    )
     clip_quantiles: tuple[float, float] = (0.01, 0.99)
 
     @model_validator(mode="after")
@@ -236,6 +239,7 @@ def run_pipeline(
         reference_date=customers.reference_date,
         seed=config.seed,
         model_features=names,
+        response_sample=config.response_sample,
     )
     lap("insights")
     return PipelineResult(

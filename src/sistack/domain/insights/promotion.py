@@ -54,12 +54,13 @@ def response_insights(
     *,
     model_features: list[str],
     seed: int,
+    max_rows: int = 20_000,
 ) -> ResponseInsights:
     """Expected and observed response per segment and for all customers (segment 0)."""
     y = _label(table)
     names = [c for c in features.columns if c != "customer_id"]
     X = features.select(names).to_numpy().astype(np.float64)
-    model, reason = model_mod.maybe_fit_response_model(X, y, names, seed=seed)
+    model, reason = model_mod.maybe_fit_response_model(X, y, names, seed=seed, max_rows=max_rows)
     campaigns = {
         c.removeprefix("campaign_"): np.clip(table.get_column(c).cast(pl.Float64).to_numpy(), 0, 1)
         for c in table.columns

@@ -78,6 +78,7 @@ def build_insights(
     reference_date: dt.date | None,
     seed: int,
     model_features: list[str],
+    response_sample: int = 20_000,
 ) -> Insights:
     """Compute every insight of a run (see the module docstring)."""
     names = [c for c in features.columns if c != "customer_id"]
@@ -99,7 +100,8 @@ def build_insights(
     )
     mix = {m.segment: m for m in channels.channel_mix(profiles)}
     resp = promotion.response_insights(
-        features, table, segment, seg_ids, model_features=model_features, seed=seed
+        features, table, segment, seg_ids, model_features=model_features, seed=seed,
+        max_rows=response_sample,
     )
     val = value.value_insights(features, table, segment, seg_ids, shape=shape, seed=seed)
     people = {p.segment: p for p in personas.build_personas(profiles, stds)}
