@@ -30,30 +30,30 @@ class EconomicSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     margin_rate: float = Field(
-        DEFAULT_MARGIN_RATE,
+        default=DEFAULT_MARGIN_RATE,
         ge=0.0,
         le=1.0,
         description="Gross margin as a share of revenue (revenue minus cost of goods).",
     )
     cost_per_contact: Money | None = Field(
-        None,
+        default=None,
         description="Cost of one marketing contact. Default: the data's Z_CostContact "
         f"(median), else {DEFAULT_COST_PER_CONTACT}.",
     )
     revenue_per_response: Money | None = Field(
-        None,
+        default=None,
         description="Contribution of one campaign response. Default: the data's Z_Revenue "
         f"(median), else {DEFAULT_REVENUE_PER_RESPONSE}.",
     )
     contacts_per_customer: float = Field(
-        DEFAULT_CONTACTS_PER_CUSTOMER,
+        default=DEFAULT_CONTACTS_PER_CUSTOMER,
         ge=0.0,
         le=100.0,
         description="Contacts per customer in the current marketing plan; the baseline budget "
         "of a segment is customers x contacts x cost per contact.",
     )
     current_discount_depth: float = Field(
-        DEFAULT_DISCOUNT_DEPTH,
+        default=DEFAULT_DISCOUNT_DEPTH,
         ge=0.0,
         le=0.9,
         description="Average discount on deal purchases today, as a fraction of the list price.",

@@ -18,15 +18,14 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from sistack.domain.simulation.baseline import FloatArray
 from sistack.domain.simulation.registry import (
-    Change,
     Guardrail,
     Lever,
     LeverContext,
     LeverEffect,
-    SegmentId,
     per_segment,
     register,
 )
+from sistack.domain.simulation.validation import Change, SegmentId
 
 RATIO_RANGE = (0.25, 4.0)  # deal-share ratio that scales the discount elasticity
 DEPENDENT_DEAL_SHARE = 0.3  # deal share at or above which a segment is discount-dependent
@@ -80,7 +79,10 @@ class DiscountDepth(Lever):
         "(-0.5 to 0.5; +0.05 = five points deeper).",
     )
     base_elasticity: float = Field(
-        2.0, ge=0.0, le=10.0, description="Elasticity of deal volume for an average segment."
+        default=2.0,
+        ge=0.0,
+        le=10.0,
+        description="Elasticity of deal volume for an average segment.",
     )
 
     @model_validator(mode="after")
@@ -172,7 +174,7 @@ class Price(Lever):
         min_length=1, description="Relative price change per segment (-0.5 to 0.5)."
     )
     elasticity: dict[SegmentId, PriceElasticity] | None = Field(
-        None,
+        default=None,
         description=f"Price elasticity per segment (-5 to 0). Default: "
         f"{DEFAULT_PRICE_ELASTICITY} for every segment with a price change.",
     )

@@ -19,57 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import BaseModel, ConfigDict
 from scipy.special import ndtr, ndtri
 
 from sistack.domain.simulation.baseline import Baseline, FloatArray
 from sistack.domain.simulation.economics import Economics
 
 ELASTICITY_SPREAD = 0.25  # Monte Carlo: elasticity ~ Normal(value, 0.25 |value|), truncated
-
-
-# --- parameter types that know the baseline --------------------------------------------------
-
-
-def _allowed(info: ValidationInfo, key: str) -> tuple[Any, ...] | None:
-    context = info.context if isinstance(info.context, dict) else {}
-    allowed = context.get(key)
-    return tuple(allowed) if allowed is not None else None
-
-
-def _check_segment(value: int, info: ValidationInfo) -> int:
-    allowed = _allowed(info, "segments")
-    if allowed is not None and value not in allowed:
-        ids = ", ".join(str(s) for s in allowed)
-        raise ValueError(f"unknown segment id {value}; allowed ids: {ids}")
-    return value
-
-
-def _check_channel(value: str, info: ValidationInfo) -> str:
-    allowed = _allowed(info, "channels")
-    if allowed is not None and value not in allowed:
-        raise ValueError(f"unknown channel {value!r}; allowed channels: {', '.join(allowed)}")
-    return value
-
-
-SegmentId = Annotated[int, Field(ge=1), AfterValidator(_check_segment)]
-"""A segment id; checked against the baseline's ids when validated with a baseline context."""
-Channel = Annotated[str, AfterValidator(_check_channel)]
-"""A channel name; checked against the baseline's channels when validated with a context."""
-Rate = Annotated[float, Field(ge=0.0, le=1.0)]
-Change = Annotated[float, Field(ge=-0.5, le=0.5)]
-
-
-def validation_context(baseline: Baseline, economics: Economics) -> dict[str, Any]:
-    """What lever validators check references and ranges against."""
-    return {
-        "segments": baseline.ids,
-        "channels": baseline.channels,
-        "current_discount_depth": economics.current_discount_depth,
-    }
 
 
 # --- what a lever sees and returns ---------------------------------------------------------------
@@ -260,33 +219,3 @@ def above_ceiling(ctx: LeverContext, segment: int, what: str, value: float) -> G
             values={"value": value, "highest_seen": ceiling},
         )
     return None
-
-
-def _schema_node(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    if "$ref" in node:
-        node = defs[node["$ref"].rsplit("/", 1)[-1]]
-    for option in node.get("anyOf", ()):
-        if option.get("type") != "null":
-            return _schema_node(option, defs)
-    return node
-
-
-def parameter_bounds(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, Any] | None:
-    """(minimum, maximum) of the parameter at ``loc`` (e.g. ``("uplift", 2)``), from the schema.
-
-    ``None`` when the parameter has no two-sided numeric range.
-    """
-    schema = model.model_json_schema()
-    defs = schema.get("$defs", {})
-    node: dict[str, Any] | None = schema.get("properties", {}).get(loc[0]) if loc else None
-    for part in loc[1:]:
-        if node is None or part == "[key]":
-            return None
-        node = _schema_node(node, defs)
-        node = node.get("items") or node.get("additionalProperties")
-    if node is None:
-        return None
-    node = _schema_node(node, defs)
-    low = node.get("minimum", node.get("exclusiveMinimum"))
-    high = node.get("maximum", node.get("exclusiveMaximum"))
-    return (low, high) if low is not None and high is not None else None

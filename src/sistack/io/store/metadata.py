@@ -93,6 +93,25 @@ class RunRow(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class ScenarioRow(Base):
+    __tablename__ = "scenarios"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(26), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class ScenarioRecord:
+    id: str
+    run_id: str
+    name: str
+    body: dict[str, Any]
+    created_at: dt.datetime
+
+
 @dataclass(frozen=True)
 class DatasetRecord:
     id: str
@@ -234,6 +253,40 @@ class MetadataStore:
             row = s.get(RunRow, run_id)
             if row is None:
                 raise NotFound(f"Run '{run_id}' does not exist.", code="run_not_found")
+            s.delete(row)
+            for scenario in s.scalars(select(ScenarioRow).where(ScenarioRow.run_id == run_id)):
+                s.delete(scenario)
+
+    # Scenarios ---------------------------------------------------------------------------------
+    def add_scenario(self, record: ScenarioRecord) -> None:
+        with self._session.begin() as s:
+            s.add(ScenarioRow(**record.__dict__))
+
+    def get_scenario(self, run_id: str, scenario_id: str) -> ScenarioRecord:
+        with self._session() as s:
+            row = s.get(ScenarioRow, scenario_id)
+            if row is None or row.run_id != run_id:
+                raise NotFound(
+                    f"Scenario '{scenario_id[:40]}' does not exist for run '{run_id[:40]}'.",
+                    code="scenario_not_found",
+                )
+            return _record(ScenarioRecord, row)
+
+    def list_scenarios(self, run_id: str) -> list[ScenarioRecord]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(ScenarioRow).where(ScenarioRow.run_id == run_id).order_by(ScenarioRow.id)
+            ).all()
+            return [_record(ScenarioRecord, r) for r in rows]
+
+    def delete_scenario(self, run_id: str, scenario_id: str) -> None:
+        with self._session.begin() as s:
+            row = s.get(ScenarioRow, scenario_id)
+            if row is None or row.run_id != run_id:
+                raise NotFound(
+                    f"Scenario '{scenario_id[:40]}' does not exist for run '{run_id[:40]}'.",
+                    code="scenario_not_found",
+                )
             s.delete(row)
 
     def mark_interrupted(self, *, now: dt.datetime) -> list[str]:

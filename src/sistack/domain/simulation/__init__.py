@@ -1,0 +1,62 @@
+"""What-if simulation on a run's segment statistics: levers, scenarios, sensitivity, budgets.
+
+Pure and fast: everything works on k-length per-segment arrays (:class:`Baseline`), never on
+customer rows, so an answer takes milliseconds whatever the number of customers.
+"""
+
+from sistack.domain.simulation.baseline import Baseline
+from sistack.domain.simulation.economics import Economics, EconomicSettings
+from sistack.domain.simulation.levers import lever_catalogue
+from sistack.domain.simulation.optimize import OptimizationResult, optimize_budget
+from sistack.domain.simulation.registry import (
+    Guardrail,
+    Lever,
+    LeverContext,
+    LeverEffect,
+    get_lever,
+    known_levers,
+    register,
+)
+from sistack.domain.simulation.result import (
+    Interval,
+    LeverResult,
+    Outcome,
+    ScenarioResult,
+    SegmentOutcome,
+)
+from sistack.domain.simulation.scenario import (
+    LeverSpec,
+    MonteCarlo,
+    Scenario,
+    simulate,
+    validate_scenario,
+)
+from sistack.domain.simulation.sensitivity import TornadoBar, tornado
+
+__all__ = [
+    "Baseline",
+    "EconomicSettings",
+    "Economics",
+    "Guardrail",
+    "Interval",
+    "Lever",
+    "LeverContext",
+    "LeverEffect",
+    "LeverResult",
+    "LeverSpec",
+    "MonteCarlo",
+    "OptimizationResult",
+    "Outcome",
+    "Scenario",
+    "ScenarioResult",
+    "SegmentOutcome",
+    "TornadoBar",
+    "get_lever",
+    "known_levers",
+    "lever_catalogue",
+    "optimize_budget",
+    "register",
+    "simulate",
+    "tornado",
+    "validate_scenario",
+]
