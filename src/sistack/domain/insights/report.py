@@ -100,7 +100,12 @@ def build_insights(
     )
     mix = {m.segment: m for m in channels.channel_mix(profiles)}
     resp = promotion.response_insights(
-        features, table, segment, seg_ids, model_features=model_features, seed=seed,
+        features,
+        table,
+        segment,
+        seg_ids,
+        model_features=model_features,
+        seed=seed,
         max_rows=response_sample,
     )
     val = value.value_insights(features, table, segment, seg_ids, shape=shape, seed=seed)
