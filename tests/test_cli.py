@@ -475,3 +475,29 @@ def test_insights_and_compare(sistack: Invoke, customer_csv: Path) -> None:
     assert explicit["migration"] == compared["migration"]
     assert "ARI 1.000" in flat(sistack("compare", again["new_run_id"]).stdout)
     sistack("compare", original["run_id"], code=2)  # no parent
+
+
+def test_simulate_and_optimize(sistack: Invoke, customer_csv: Path, tmp_path: Path) -> None:
+    original = run_json(sistack, customer_csv)
+    k = original["k"]
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(
+        json.dumps({"levers": [{"lever": "price", "params": {"change": {"1": 0.1}}}]})
+    )
+    result = one_json(
+        sistack("simulate", original["run_id"], "--scenario", scenario, "--json").stdout
+    )
+    seg1 = next(s for s in result["segments"] if s["segment"] == 1)
+    # Price +10% at the default elasticity -1.2: revenue x (1.1 x 0.88 - 1) = -3.2%.
+    assert seg1["delta"]["revenue"] == pytest.approx(seg1["baseline"]["revenue"] * (1.1 * 0.88 - 1))
+    assert (
+        "Baseline vs scenario"
+        in sistack("simulate", original["run_id"], "--scenario", scenario).stdout
+    )
+    scenario.write_text(
+        json.dumps({"levers": [{"lever": "price", "params": {"change": {str(k + 3): 0.1}}}]})
+    )
+    sistack("simulate", original["run_id"], "--scenario", scenario, code=2)
+    best = one_json(sistack("optimize", original["run_id"], "--budget", "500", "--json").stdout)
+    assert sum(s["budget"] for s in best["segments"]) == pytest.approx(500, rel=1e-6)
+    assert one_json(sistack("levers", "--json").stdout)["levers"]

@@ -671,3 +671,63 @@ def test_insights_personas_and_compare(served: Served) -> None:
     )
     no_parent = served.client.get(f"{API}/runs/{run_id}/compare/parent")
     assert no_parent.status_code == 404 and error_of(no_parent)["code"] == "no_parent"
+
+
+def test_simulation_endpoints(served: Served) -> None:
+    client, run_id = served.client, served.run["id"]
+    catalogue = client.get(f"{API}/levers").json()
+    names = {lever["name"] for lever in catalogue}
+    assert {
+        "budget_shift",
+        "campaign",
+        "discount_depth",
+        "channel_shift",
+        "retention",
+        "price",
+    } <= names
+    shift = next(lever for lever in catalogue if lever["name"] == "budget_shift")
+    assert shift["parameters"]["properties"]["shift"]["maximum"] == 1
+
+    k = served.run["k"]
+    body = {
+        "levers": [
+            {"lever": "budget_shift", "params": {"sources": [k], "targets": [1], "shift": 0.5}}
+        ],
+        "monte_carlo": {"draws": 500, "seed": 1},
+    }
+    first = client.post(f"{API}/runs/{run_id}/simulate", json=body)
+    assert first.status_code == 200, first.text
+    result = first.json()
+    again = client.post(f"{API}/runs/{run_id}/simulate", json=body).json()
+    assert again["overall"] == result["overall"]  # same seed, same numbers
+    bands = result["overall"]["uncertainty"]["scenario"]["profit"]
+    assert bands["p10"] <= bands["p50"] <= bands["p90"]
+
+    bad = client.post(
+        f"{API}/runs/{run_id}/simulate",
+        json={
+            "levers": [
+                {
+                    "lever": "budget_shift",
+                    "params": {"sources": [k + 5], "targets": [1], "shift": 0.5},
+                }
+            ]
+        },
+    )
+    assert bad.status_code == 422
+    assert error_of(bad)["code"] == "invalid_scenario"
+    assert str(k + 5) in error_of(bad)["message"]
+
+    saved = client.post(f"{API}/runs/{run_id}/scenarios", json={"name": "half", "scenario": body})
+    assert saved.status_code == 201, saved.text
+    sid = saved.json()["id"]
+    assert [s["id"] for s in client.get(f"{API}/runs/{run_id}/scenarios").json()] == [sid]
+    compared = client.post(f"{API}/runs/{run_id}/scenarios/compare", json={"scenario_ids": [sid]})
+    assert compared.json()["scenarios"][0]["result"]["overall"] == result["overall"]
+    assert client.delete(f"{API}/runs/{run_id}/scenarios/{sid}").status_code == 204
+    assert client.get(f"{API}/runs/{run_id}/scenarios/{sid}").status_code == 404
+
+    optimum = client.post(f"{API}/runs/{run_id}/optimize", json={"total_budget": 1000})
+    assert optimum.status_code == 200, optimum.text
+    spent = sum(s["budget"] for s in optimum.json()["segments"])
+    assert spent == pytest.approx(1000, rel=1e-6)

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from sistack import __version__
 from sistack.api import errors
 from sistack.api.limits import BodyLimitMiddleware
-from sistack.api.routes import datasets, insights, runs, system
+from sistack.api.routes import datasets, insights, runs, simulation, system
 from sistack.config import Settings
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService
+from sistack.service.simulation import SimulationService
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.recover()
         app.state.service = service
         app.state.jobs = JobRunner(service, workers=settings.job_workers)
+        app.state.simulation = SimulationService(service)
         try:
             yield
         finally:
@@ -44,5 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(runs.router)
     app.include_router(insights.router)
+    app.include_router(simulation.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     return app

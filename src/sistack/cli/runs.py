@@ -1,115 +1,33 @@
-"""The ``sistack`` command line: thin commands over the service layer.
-
-Exit codes: 0 success, 2 bad input or unknown id (message on stderr), 1 internal error.
-``--json`` prints exactly one JSON object on stdout.
-"""
+"""Commands on data and runs: demo, generate, inspect, run, runs, reproduce, score, export."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import polars as pl
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sistack.cli.app import (
+    JsonFlag,
+    app,
+    emit,
+    err,
+    guard,
+    open_service,
+    out,
+    output_path,
+    progress,
+    runs_app,
+)
 from sistack.config import Settings
-from sistack.errors import InputError, SistackError
+from sistack.errors import InputError
 from sistack.io.exports import profiles_frame, write_frame, write_json
 from sistack.io.store.metadata import STATUSES, SUCCEEDED, RunRecord
 from sistack.service.runs import RunService
-
-app = typer.Typer(
-    help="Strategic Intelligence Stack: segment customers and explain the segments.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-runs_app = typer.Typer(help="List, show and delete runs.", no_args_is_help=True)
-app.add_typer(runs_app, name="runs")
-
-out = Console()
-err = Console(stderr=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-@contextmanager
-def _service() -> Iterator[RunService]:
-    svc = RunService(Settings())
-    try:
-        yield svc
-    finally:
-        svc.close()
-
-
-def _fail(exc: SistackError) -> None:
-    err.print(f"[bold red]error[/] \\[{exc.code}] {escape(exc.message)}", highlight=False)
-    raise typer.Exit(2 if exc.status < 500 else 1)
-
-
-def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into a message and exit code 2; anything else into exit code 1."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # --json promises one JSON object on stdout, failures included.
-        as_json = kwargs.get("as_json", False)
-        try:
-            return func(*args, **kwargs)
-        except SistackError as exc:
-            if as_json:
-                _emit({"error": exc.to_dict()})
-            _fail(exc)
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:
-            if as_json:
-                _emit({"error": {"code": "internal_error", "message": str(exc), "details": {}}})
-            err.print(f"[bold red]internal error[/] {exc.__class__.__name__}: {escape(str(exc))}")
-            raise typer.Exit(1) from exc
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    wrapper.__wrapped__ = func  # type: ignore[attr-defined]
-    return wrapper
-
-
-def _output(path: Path) -> Path:
-    """Refuse an output file whose folder does not exist, before any work is done."""
-    if not path.parent.is_dir():
-        raise InputError(
-            f"Cannot write {path}: the folder {path.parent} does not exist.",
-            code="output_folder_missing",
-        )
-    return path
-
-
-def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=str, sort_keys=True) + "\n")
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], None]]:
-    if not enabled:
-        yield lambda stage, pct: None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description:<10}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("read", total=100)
-        yield lambda stage, pct: bar.update(task, completed=pct, description=stage)
 
 
 def _segments_table(record: RunRecord) -> Table:
@@ -159,13 +77,13 @@ def _analyse(
     # The file name lets the reader warn when the extension does not match the content.
     dataset, inspection = svc.add_dataset(path, filename=path.name, keep=False, shape=shape)
     record = svc.create_run(dataset.id, config=config, mapping=mapping, name=name)
-    with _progress(show_progress) as report:
+    with progress(show_progress) as report:
         return svc.execute(record.id, raw=inspection.raw, progress=report)
 
 
 def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
     if as_json:
-        _emit(_run_json(record))
+        emit(_run_json(record))
     if record.status != SUCCEEDED:
         if not as_json:
             err.print(
@@ -183,7 +101,7 @@ def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
 
 
 @app.command()
-@_guard
+@guard
 def demo(
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the generator and the run.")] = 42,
@@ -198,7 +116,7 @@ def demo(
     write_dataset(path, customers=customers, seed=seed)
     if not as_json:
         out.print(f"Generated {customers:,} synthetic customers in [bold]{path}[/]")
-    with _service() as svc:
+    with open_service() as svc:
         record = _analyse(
             svc,
             path,
@@ -213,7 +131,7 @@ def demo(
 
 
 @app.command()
-@_guard
+@guard
 def generate(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="File to write (.csv .tsv .parquet .xlsx).")
@@ -228,9 +146,9 @@ def generate(
 
     if layout not in ("customers", "transactions"):
         raise InputError("--layout must be 'customers' or 'transactions'.", code="invalid_option")
-    _output(output)
+    output_path(output)
     if truth is not None:
-        _output(truth)
+        output_path(truth)
     try:
         rows = write_dataset(
             output, customers=customers, layout=layout, seed=seed, truth_path=truth
@@ -241,7 +159,7 @@ def generate(
 
 
 @app.command()
-@_guard
+@guard
 def inspect(
     file: Annotated[Path, typer.Argument(help="CSV, TSV, XLSX or Parquet file.")],
     shape: Annotated[str | None, typer.Option(help="Force 'customers' or 'transactions'.")] = None,
@@ -249,9 +167,9 @@ def inspect(
     """Print the detected shape and column mapping as JSON (edit it and pass it to --mapping)."""
     if not file.is_file():
         raise InputError(f"No file at {file}.", code="file_not_found")
-    with _service() as svc:
+    with open_service() as svc:
         info = svc.inspect(file, filename=file.name, shape=shape).to_dict(preview_rows=3)
-    _emit(info)
+    emit(info)
 
 
 def _read_mapping(path: Path | None) -> dict[str, Any] | None:
@@ -271,7 +189,7 @@ def _read_mapping(path: Path | None) -> dict[str, Any] | None:
 
 
 @app.command()
-@_guard
+@guard
 def run(
     file: Annotated[Path, typer.Argument(help="CSV, TSV, XLSX or Parquet file.")],
     mapping: Annotated[
@@ -286,7 +204,7 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Segment the customers of a file and store the run."""
-    with _service() as svc:
+    with open_service() as svc:
         record = _analyse(
             svc,
             file,
@@ -301,7 +219,7 @@ def run(
 
 
 @runs_app.command("list")
-@_guard
+@guard
 def runs_list(
     status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
     limit: Annotated[int, typer.Option(help="Page size.", min=1)] = 20,
@@ -313,10 +231,10 @@ def runs_list(
         raise InputError(
             f"Unknown status '{status}': use one of {', '.join(STATUSES)}.", code="invalid_option"
         )
-    with _service() as svc:
+    with open_service() as svc:
         items, total = svc.list_runs(status=status, limit=limit, offset=offset)
     if as_json:
-        _emit({"total": total, "items": [_run_json(r) | {"name": r.name} for r in items]})
+        emit({"total": total, "items": [_run_json(r) | {"name": r.name} for r in items]})
         return
     table = Table(title=f"{total} runs")
     for col in ("id", "name", "status", "customers", "k", "created"):
@@ -334,13 +252,13 @@ def runs_list(
 
 
 @runs_app.command("show")
-@_guard
+@guard
 def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
     """Show a run's status and segments."""
-    with _service() as svc:
+    with open_service() as svc:
         record = svc.get_run(run_id)
         if as_json:
-            _emit(
+            emit(
                 _run_json(record)
                 | {"manifest": svc.manifest(run_id) if record.status == SUCCEEDED else None}
             )
@@ -356,19 +274,19 @@ def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
 
 
 @runs_app.command("delete")
-@_guard
+@guard
 def runs_delete(run_id: str) -> None:
     """Delete a run: its files and its record."""
-    with _service() as svc:
+    with open_service() as svc:
         svc.delete_run(run_id)
     err.print(f"Deleted run {run_id}")
 
 
 @app.command()
-@_guard
+@guard
 def reproduce(run_id: str, as_json: JsonFlag = False) -> None:
     """Recompute a run from its stored input and config and check it is identical."""
-    with _service() as svc, _progress(not as_json) as report:
+    with open_service() as svc, progress(not as_json) as report:
         result = svc.reproduce(run_id, progress=report)
     data = {
         "run_id": result.run_id,
@@ -377,7 +295,7 @@ def reproduce(run_id: str, as_json: JsonFlag = False) -> None:
         "differing": result.differing,
     }
     if as_json:
-        _emit(data)
+        emit(data)
     else:
         verdict = "[green]identical[/]" if result.identical else "[red]different[/]"
         out.print(
@@ -389,7 +307,7 @@ def reproduce(run_id: str, as_json: JsonFlag = False) -> None:
 
 
 @app.command()
-@_guard
+@guard
 def score(
     run_id: str,
     file: Annotated[Path, typer.Argument(help="New customers, same kinds of columns.")],
@@ -400,23 +318,23 @@ def score(
     """Assign new customers to a run's segments without refitting."""
     if not file.is_file():
         raise InputError(f"No file at {file}.", code="file_not_found")
-    _output(output)
-    with _service() as svc:
+    output_path(output)
+    with open_service() as svc:
         frame = svc.score(run_id, file, filename=file.name)
     write_frame(frame, output)
     err.print(f"Scored {frame.height:,} customers into {output}")
 
 
 @app.command()
-@_guard
+@guard
 def export(
     run_id: str,
     what: Annotated[str, typer.Option(help="assignments, profiles or manifest.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="File (.csv .parquet .json).")],
 ) -> None:
     """Export a run's assignments, segment profiles or manifest."""
-    _output(output)
-    with _service() as svc:
+    output_path(output)
+    with open_service() as svc:
         if what == "assignments":
             # The whole file: a slice length past polars' index size (u32 on some builds) overflows.
             write_frame(pl.read_parquet(svc.assignments_path(run_id)), output)
@@ -433,89 +351,7 @@ def export(
 
 
 @app.command()
-@_guard
-def insights(run_id: str, as_json: JsonFlag = False) -> None:
-    """Show a run's decision banner, KPIs, personas and top actions."""
-    with _service() as svc:
-        doc = svc.insights(run_id)
-    if as_json:
-        _emit(doc)
-        return
-    overall = doc["overall"]
-    out.print(f"[bold]{escape(doc['banner'])}[/]")
-    out.print(
-        f"{overall['customers']:,} customers · revenue {overall['revenue']:,.0f} · "
-        f"{overall['avg_revenue']:,.1f} per customer · top 20% bring "
-        f"{overall['top20_revenue_share']:.0%} of revenue"
-    )
-    table = Table(title="Segments")
-    for col in (
-        "seg",
-        "persona",
-        "customers",
-        "revenue",
-        "index",
-        "resp.",
-        "deal-dep.",
-        "12m value",
-    ):
-        table.add_column(col, justify="left" if col == "persona" else "right")
-    for seg in doc["segments"]:
-        c = seg["contribution"]
-        resp = (seg.get("response") or {}).get("expected_rate")
-        deal = (seg.get("discount") or {}).get("deal_dependent_share")
-        value = ((seg.get("value") or {}).get("value_12m") or {}).get("total")
-        table.add_row(
-            str(seg["segment"]),
-            escape(seg["persona"]["name"]),
-            f"{c['customer_share']:.1%}",
-            f"{c['revenue_share']:.1%}",
-            f"{c['revenue_index']:.2f}",
-            "-" if resp is None else f"{resp:.1%}",
-            "-" if deal is None else f"{deal:.0%}",
-            "-" if value is None else f"{value:,.0f}",
-        )
-    out.print(table)
-    for i, action in enumerate(doc["top_actions"], 1):
-        out.print(
-            f"{i}. segment {action['segment']}: {escape(action['title'])} "
-            f"(revenue at stake {action['revenue_at_stake']:,.0f})"
-        )
-
-
-@app.command()
-@_guard
-def compare(
-    run_a: Annotated[str, typer.Argument(help="The reference run (e.g. the earlier one).")],
-    run_b: Annotated[str | None, typer.Argument(help="The other run; default: A's parent.")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Compare two runs: matched segments, KPI deltas, migrations, agreement (ARI)."""
-    with _service() as svc:
-        doc = svc.compare(run_a, None) if run_b is None else svc.compare(run_b, run_a)
-    if as_json:
-        _emit(doc)
-        return
-    table = Table(title=f"{doc['run_a']} -> {doc['run_b']}")
-    for col in ("A", "B", "match quality", "Δ customer share", "Δ revenue share"):
-        table.add_column(col, justify="right")
-    for m in doc["matches"]:
-        table.add_row(
-            str(m["segment_a"]),
-            str(m["segment_b"]),
-            f"{m['quality']:.2f}" + (" (weak)" if m["weak"] else ""),
-            f"{m['deltas']['customer_share']:+.1%}",
-            f"{m['deltas']['revenue_share']:+.1%}",
-        )
-    out.print(table)
-    if doc["migration"] is not None:
-        out.print(f"{doc['shared_customers']:,} shared customers, ARI {doc['ari']:.3f}")
-        for i, row in enumerate(doc["migration"], 1):
-            out.print(f"  from {i}: " + "  ".join(f"{v:>6,}" for v in row))
-
-
-@app.command()
-@_guard
+@guard
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
@@ -529,7 +365,3 @@ def serve(
     bind_host, bind_port = host or settings.host, port or settings.port
     err.print(f"Serving on http://{bind_host}:{bind_port}  (API docs: /docs)")
     uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
-
-
-def main() -> None:
-    app()

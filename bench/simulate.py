@@ -1,0 +1,116 @@
+"""Simulation latency through the HTTP stack: POST /api/v1/runs/{id}/simulate.
+
+Usage:
+    python bench/simulate.py [--customers 2000 1000000] [--requests 300] [--json]
+
+Creates a run per size (data cached under bench/.cache/), serves the app with uvicorn on a free
+local port and times requests from an HTTP client with keep-alive: a single-lever scenario
+without Monte Carlo, then with 2,000 and 10,000 draws. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pipeline import data_file
+from sistack.api.app import create_app
+from sistack.config import Settings
+from sistack.service.runs import RunService
+
+SCENARIOS = {
+    "budget_shift": None,
+    "budget_shift+mc2000": 2000,
+    "budget_shift+mc10000": 10_000,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_run(settings: Settings, customers: int) -> str:
+    svc = RunService(settings)
+    dataset, inspection = svc.add_dataset(data_file(customers, "csv", "customers"), keep=False)
+    run = svc.execute(svc.create_run(dataset.id).id, raw=inspection.raw)
+    svc.close()
+    if run.status != "succeeded":
+        raise SystemExit(f"run failed: {run.error_message}")
+    return run.id
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, nargs="+", default=[2000, 1_000_000])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home))
+        runs = {n: make_run(settings, n) for n in args.customers}
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                for n, run_id in runs.items():
+                    for label, draws in SCENARIOS.items():
+                        body: dict = {
+                            "levers": [
+                                {
+                                    "lever": "budget_shift",
+                                    "params": {"sources": [2], "targets": [1], "shift": 0.2},
+                                }
+                            ]
+                        }
+                        if draws:
+                            body["monte_carlo"] = {"draws": draws, "seed": 1}
+                        url = f"/api/v1/runs/{run_id}/simulate"
+                        client.post(url, json=body).raise_for_status()  # warm the cache
+                        times = []
+                        for _ in range(args.requests):
+                            start = time.perf_counter()
+                            client.post(url, json=body).raise_for_status()
+                            times.append((time.perf_counter() - start) * 1000)
+                        row = {
+                            "customers": n,
+                            "scenario": label,
+                            "p50_ms": round(statistics.median(times), 2),
+                            "p99_ms": round(percentile(times, 0.99), 2),
+                        }
+                        print(
+                            json.dumps(row)
+                            if args.json
+                            else f"{n:>10,} customers  {label:<22} p50 {row['p50_ms']:>7.2f} ms"
+                            f"   p99 {row['p99_ms']:>7.2f} ms"
+                        )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""What-if simulation: levers, ad hoc scenarios, saved scenarios, comparison, optimiser."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from sistack.api.schemas import error_responses
+from sistack.domain.simulation import EconomicSettings, Scenario
+from sistack.io.store.metadata import ScenarioRecord
+from sistack.service.simulation import MAX_COMPARED, SimulationService
+
+router = APIRouter(tags=["simulation"])
+ERRORS = error_responses(404, 409, 422)
+
+
+def simulation(request: Request) -> SimulationService:
+    return request.app.state.simulation
+
+
+class ScenarioSave(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    scenario: Scenario
+
+
+class ScenarioOut(BaseModel):
+    id: str
+    run_id: str
+    name: str
+    scenario: dict[str, Any]
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, r: ScenarioRecord) -> ScenarioOut:
+        return cls(id=r.id, run_id=r.run_id, name=r.name, scenario=r.body, created_at=r.created_at)
+
+
+class ScenarioCompare(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenario_ids: list[str] = Field(min_length=1, max_length=MAX_COMPARED)
+
+
+class ScenarioImport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(max_length=64, description="The run the scenario was saved on.")
+    scenario_id: str = Field(max_length=64)
+
+
+class OptimizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    total_budget: float = Field(gt=0, le=1e12)
+    bounds: dict[int, tuple[float, float]] | None = Field(
+        default=None, description="Per-segment (low, high) budget bounds."
+    )
+    objective: Literal["expected", "quantile"] = "expected"
+    quantile: float = Field(default=0.1, gt=0, lt=1)
+    draws: int = Field(default=2000, ge=100, le=20_000)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    economics: EconomicSettings | None = None
+
+
+@router.get("/api/v1/levers")
+def levers() -> list[dict[str, Any]]:
+    """Every lever with its parameters, bounds and defaults (enough to render controls)."""
+    return SimulationService.levers()
+
+
+@router.post("/api/v1/runs/{run_id}/simulate", responses=ERRORS)
+def simulate(
+    run_id: str,
+    body: Scenario,
+    sensitivity: bool = Query(default=False, description="Add tornado data."),
+    sim: SimulationService = Depends(simulation),
+) -> dict[str, Any]:
+    """Baseline vs scenario, per segment and overall; nothing is saved."""
+    return sim.simulate(run_id, body.model_dump(exclude_unset=True), sensitivity=sensitivity)
+
+
+@router.post(
+    "/api/v1/runs/{run_id}/scenarios", status_code=201, response_model=ScenarioOut, responses=ERRORS
+)
+def save_scenario(
+    run_id: str, body: ScenarioSave, sim: SimulationService = Depends(simulation)
+) -> ScenarioOut:
+    return ScenarioOut.of(sim.save(run_id, body.name, body.scenario.model_dump(exclude_unset=True)))
+
+
+@router.get("/api/v1/runs/{run_id}/scenarios", response_model=list[ScenarioOut], responses=ERRORS)
+def list_scenarios(run_id: str, sim: SimulationService = Depends(simulation)) -> list[ScenarioOut]:
+    return [ScenarioOut.of(r) for r in sim.saved(run_id)]
+
+
+@router.post("/api/v1/runs/{run_id}/scenarios/compare", responses=ERRORS)
+def compare_scenarios(
+    run_id: str, body: ScenarioCompare, sim: SimulationService = Depends(simulation)
+) -> dict[str, Any]:
+    """Up to four saved scenarios side by side."""
+    return sim.compare(run_id, body.scenario_ids)
+
+
+@router.post(
+    "/api/v1/runs/{run_id}/scenarios/import",
+    status_code=201,
+    response_model=ScenarioOut,
+    responses=ERRORS,
+)
+def import_scenario(
+    run_id: str, body: ScenarioImport, sim: SimulationService = Depends(simulation)
+) -> ScenarioOut:
+    """Re-apply a scenario saved on another run; segments are translated by matching."""
+    return ScenarioOut.of(sim.import_scenario(run_id, body.run_id, body.scenario_id))
+
+
+@router.get(
+    "/api/v1/runs/{run_id}/scenarios/{scenario_id}", response_model=ScenarioOut, responses=ERRORS
+)
+def get_scenario(
+    run_id: str, scenario_id: str, sim: SimulationService = Depends(simulation)
+) -> ScenarioOut:
+    return ScenarioOut.of(sim.get(run_id, scenario_id))
+
+
+@router.delete("/api/v1/runs/{run_id}/scenarios/{scenario_id}", status_code=204, responses=ERRORS)
+def delete_scenario(
+    run_id: str, scenario_id: str, sim: SimulationService = Depends(simulation)
+) -> Response:
+    sim.delete(run_id, scenario_id)
+    return Response(status_code=204)
+
+
+@router.post("/api/v1/runs/{run_id}/optimize", responses=ERRORS)
+def optimize(
+    run_id: str, body: OptimizeRequest, sim: SimulationService = Depends(simulation)
+) -> dict[str, Any]:
+    """Best split of a marketing budget across segments (expected or risk-averse profit)."""
+    return sim.optimize(
+        run_id,
+        total_budget=body.total_budget,
+        bounds=body.bounds,
+        objective=body.objective,
+        quantile=body.quantile,
+        draws=body.draws,
+        seed=body.seed,
+        economics=body.economics.model_dump(exclude_unset=True) if body.economics else None,
+    )

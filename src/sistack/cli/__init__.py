@@ -1,0 +1,10 @@
+"""The ``sistack`` command line: thin commands over the service layer (see :mod:`.app`)."""
+
+from sistack.cli import insights, runs, simulation  # noqa: F401 - register the commands
+from sistack.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()
