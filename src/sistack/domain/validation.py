@@ -16,7 +16,7 @@ import polars as pl
 
 from sistack.domain.quality import CHANGED, EXCLUDED, WARNING, QualityLog, QualityReport
 from sistack.domain.schema import CUSTOMERS, ColumnMapping, require_roles, role_kind
-from sistack.domain.values import parse_dates, parse_numbers
+from sistack.domain.values import MAX_MAGNITUDE, parse_dates, parse_numbers
 from sistack.errors import InputError, row_examples
 
 ROW = "_row"
@@ -41,6 +41,10 @@ NON_NEGATIVE = (
     "revenue_per_response",
 )
 MIN_AGE, MAX_AGE = 16, 100
+# A few signup dates far after all the others (a 2099 typed for 2019) must not move the reference
+# date, and so every customer's tenure, decades ahead: see :func:`latest_plausible_date`.
+DATE_GAP_DAYS = 366
+MAX_LATE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,8 @@ def validate_customers(
         log.add(
             CHANGED,
             "non_finite",
-            f"Infinite or NaN values of '{column}' were treated as missing.",
+            f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
+            f"'{column}' were treated as missing.",
             column=column,
             rows=_rows(frame, parsed_n.nonfinite),
         )
@@ -194,10 +199,37 @@ def validate_customers(
     rows = frame.get_column(ROW)
     reference = reference_date
     if reference is None and "signup_date" in table.columns:
-        reference = table.get_column("signup_date").max()  # type: ignore[assignment]
+        reference = latest_plausible_date(table.get_column("signup_date"))
     table = _clean_values(table, rows, mapping, log, reference)
     report = log.report(rows_read=rows_read, rows_used=table.height)
     return CustomerTable(table=table, report=report, reference_date=reference)
+
+
+def _constant(values: pl.Series) -> bool:
+    """Every value equal (min == max is much cheaper than counting distinct values)."""
+    if values.dtype.is_numeric() or values.dtype == pl.Date:
+        return bool(values.min() == values.max())
+    return values.n_unique() == 1
+
+
+def latest_plausible_date(dates: pl.Series) -> dt.date | None:
+    """The latest date, setting aside a few dates that lie far after all the others.
+
+    Sorted ascending, the first gap of more than ``DATE_GAP_DAYS`` among the last
+    ``MAX_LATE_SHARE`` of the dates marks the ones above it as implausible (typing accidents
+    such as 2099): the latest date below the gap is returned. Without such a gap this is the
+    plain maximum. Deterministic: it depends on the data only, never on the clock.
+    """
+    values = dates.drop_nulls().sort()
+    n = values.len()
+    if n == 0:
+        return None
+    late = int(n * MAX_LATE_SHARE)
+    for i in range(max(1, n - late), n):
+        before, after = values[i - 1], values[i]
+        if (after - before).days > DATE_GAP_DAYS:
+            return cast(dt.date, before)
+    return cast(dt.date, values[-1])
 
 
 def _source(mapping: ColumnMapping, name: str) -> str:
@@ -227,7 +259,7 @@ def _clean_values(
                 f"Column '{column}' has no values; it is not used to segment.",
                 column=column,
             )
-        elif values.drop_nulls().n_unique() == 1 and values.null_count() == 0:
+        elif values.null_count() == 0 and _constant(values):
             log.warn(
                 "constant_column",
                 f"Column '{column}' has the same value in every row; "

@@ -33,6 +33,10 @@ DATETIME_FORMATS = (
     "%d-%m-%Y %H:%M",
 )
 
+# Beyond any plausible amount, count or income: such values are typing accidents or hostile, and
+# their sums and squares overflow float64 (1e308 + 1e308 = inf) downstream.
+MAX_MAGNITUDE = 1e15
+
 _THOUSANDS = r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$"
 _DECIMAL_COMMA = r"^[-+]?\d+,\d+$"
 _FLAG_TRUE = ("true", "yes", "y", "t")
@@ -46,7 +50,7 @@ class Parsed:
     values: pl.Series
     cleaned: pl.Series  # Boolean: text needed cleaning (currency, separators) to read
     invalid: pl.Series  # Boolean: present but not readable as the wanted type
-    nonfinite: pl.Series  # Boolean: inf / nan / overflow, treated as missing
+    nonfinite: pl.Series  # Boolean: inf / nan / beyond MAX_MAGNITUDE, treated as missing
 
 
 def _is_null_token(text: pl.Series) -> pl.Series:
@@ -58,13 +62,14 @@ def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
 
     Currency symbols, percent signs, spaces and thousands separators are removed (counted as
     cleaned); a lone comma between digits is read as a decimal comma. ``flags`` also accepts
-    true/false/yes/no. Infinite and NaN values become missing and are reported as non-finite.
+    true/false/yes/no. Infinite and NaN values, and values beyond +-``MAX_MAGNITUDE``, become
+    missing and are reported as non-finite.
     """
     n = series.len()
     false = pl.Series("x", [False] * n, dtype=pl.Boolean)
     if series.dtype.is_numeric() or series.dtype == pl.Boolean:
         values = series.cast(pl.Float64)
-        nonfinite = (values.is_nan() | values.is_infinite()).fill_null(False)
+        nonfinite = _nonfinite(values)
         values = pl.select(
             pl.when(nonfinite).then(None).otherwise(values).alias(series.name)
         ).to_series()
@@ -73,7 +78,7 @@ def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
     # slower cleaning below.
     plain = series.cast(pl.Float64, strict=False)
     if plain.null_count() == series.null_count():
-        nonfinite = (plain.is_nan() | plain.is_infinite()).fill_null(False)
+        nonfinite = _nonfinite(plain)
         if nonfinite.any():
             plain = pl.select(pl.when(nonfinite).then(None).otherwise(plain)).to_series()
         return Parsed(plain.alias(series.name), false, false, nonfinite)
@@ -110,7 +115,7 @@ def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
     frame = frame.with_columns(
         cleaned=(~pl.col("m") & pl.col("d").is_null() & pl.col("s").is_not_null()),
         invalid=(~pl.col("m") & pl.col("v").is_null()),
-        nonfinite=(pl.col("v").is_nan() | pl.col("v").is_infinite()).fill_null(False),
+        nonfinite=(~pl.col("v").is_finite() | (pl.col("v").abs() > MAX_MAGNITUDE)).fill_null(False),
     )
     frame = frame.with_columns(v=pl.when(pl.col("nonfinite")).then(None).otherwise(pl.col("v")))
     return Parsed(
@@ -119,6 +124,11 @@ def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
         frame.get_column("invalid"),
         frame.get_column("nonfinite"),
     )
+
+
+def _nonfinite(values: pl.Series) -> pl.Series:
+    """Boolean: NaN, infinite or beyond +-``MAX_MAGNITUDE`` (nulls are not flagged)."""
+    return (~values.is_finite() | (values.abs() > MAX_MAGNITUDE)).fill_null(False)
 
 
 def _try_format(text: pl.Series, fmt: str, *, datetime: bool) -> pl.Series:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from threadpoolctl import threadpool_limits
 
 from sistack.domain.features import FeatureMatrix, build_features
+from sistack.domain.insights.promotion import fit_response
 from sistack.domain.insights.report import Insights, build_insights
 from sistack.domain.profiles import SegmentProfile, build_profiles, finite_std
 from sistack.domain.quality import CHANGED, QualityIssue, QualityReport
@@ -170,6 +172,16 @@ def run_pipeline(
         )
     X = X_all[:, keep]
     log_cols = [j for j, name in enumerate(names) if features_log(features, name)]
+    # The response model needs features and labels only: fit it on a second thread while the
+    # segmentation (single-threaded k-means, for reproducible bits) runs on this one.
+    background = ThreadPoolExecutor(1)
+    response_fit = background.submit(
+        fit_response,
+        features.frame,
+        customers.table,
+        seed=config.seed,
+        max_rows=config.response_sample,
+    )
     lap("features")
 
     report("scale", 35)
@@ -240,7 +252,9 @@ def run_pipeline(
         seed=config.seed,
         model_features=names,
         response_sample=config.response_sample,
+        response_fit=response_fit.result(),
     )
+    background.shutdown()
     lap("insights")
     return PipelineResult(
         customers=customers,

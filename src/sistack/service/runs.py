@@ -14,6 +14,7 @@ import shutil
 import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import polars as pl
 from pydantic import ValidationError
+from threadpoolctl import threadpool_limits
 from ulid import ULID
 
 from sistack import __version__
@@ -127,6 +129,11 @@ class RunService:
     """The product's use cases over one metadata store and one artifact root."""
 
     def __init__(self, settings: Settings) -> None:
+        # One OpenMP thread for the whole process: k-means adds per-thread partial sums in
+        # whatever order threads finish, so more threads would change the last bits of a run's
+        # results. Parallelism comes from our own threads over independent work instead
+        # (candidate k values, the response model beside the segmentation, artifact writes).
+        threadpool_limits(limits=1, user_api="openmp")
         self.settings = settings
         self.store = MetadataStore(settings.db_url)
         self.artifacts = ArtifactStore(settings.artifacts)
@@ -287,9 +294,16 @@ class RunService:
             table = raw if raw is not None else self._load(dataset)
             mapping = ColumnMapping.from_dict(record.config["mapping"], columns=table.frame.columns)
             config = RunConfig(**record.config["run"])
-            result = run_pipeline(table.frame, mapping, config, progress=report)
-            report("write", 95)
-            manifest = self._write(record, dataset, table, mapping, config, result)
+            with self.artifacts.staging(run_id) as folder, ThreadPoolExecutor(1) as background:
+                # The input snapshot does not depend on the results: write it while the
+                # pipeline computes (polars writes without holding the GIL).
+                snapshot = background.submit(
+                    table.frame.write_parquet, folder / "input.parquet", compression="zstd"
+                )
+                result = run_pipeline(table.frame, mapping, config, progress=report)
+                report("write", 95)
+                snapshot.result()
+                manifest = self._write(folder, record, dataset, table, mapping, config, result)
         except SistackError as exc:
             self._fail(run_id, exc.code, exc.message)
             return self.get_run(run_id)
@@ -319,6 +333,7 @@ class RunService:
 
     def _write(
         self,
+        folder: Path,
         record: RunRecord,
         dataset: DatasetRecord,
         raw: RawTable,
@@ -326,11 +341,17 @@ class RunService:
         config: RunConfig,
         result: PipelineResult,
     ) -> dict[str, Any]:
-        with self.artifacts.staging(record.id) as folder:
-            raw.frame.write_parquet(folder / "input.parquet", compression="zstd")
-            result.features.frame.write_parquet(folder / "features.parquet", compression="zstd")
-            result.assignments.write_parquet(folder / "assignments.parquet", compression="zstd")
-            (folder / "model.json").write_bytes(dump_json(result.model_document()))
+        """Write every result artifact into the staging folder and return the manifest."""
+        frames = {
+            "features.parquet": result.features.frame,
+            "assignments.parquet": result.assignments,
+            "scores.parquet": result.insights.customer_scores,
+        }
+        with ThreadPoolExecutor(len(frames)) as pool:
+            written = [
+                pool.submit(frame.write_parquet, folder / name, compression="zstd")
+                for name, frame in frames.items()
+            ]
             profiles = {
                 "features": [
                     {
@@ -342,14 +363,18 @@ class RunService:
                 ],
                 "profiles": [p.to_dict() for p in result.profiles],
             }
-            (folder / "profiles.json").write_bytes(dump_json(profiles))
-            (folder / "quality.json").write_bytes(dump_json(result.quality.to_dict()))
-            (folder / "insights.json").write_bytes(dump_json(result.insights.to_dict()))
-            result.insights.customer_scores.write_parquet(
-                folder / "scores.parquet", compression="zstd"
-            )
-            manifest = self._manifest(record, dataset, raw, mapping, config, result, folder)
-            (folder / "manifest.json").write_bytes(dump_json(manifest))
+            documents = {
+                "model.json": result.model_document(),
+                "profiles.json": profiles,
+                "quality.json": result.quality.to_dict(),
+                "insights.json": result.insights.to_dict(),
+            }
+            for name, document in documents.items():
+                (folder / name).write_bytes(dump_json(document))
+            for future in written:
+                future.result()
+        manifest = self._manifest(record, dataset, raw, mapping, config, result, folder)
+        (folder / "manifest.json").write_bytes(dump_json(manifest))
         return manifest
 
     def _manifest(

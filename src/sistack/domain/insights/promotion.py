@@ -46,6 +46,19 @@ def _label(table: pl.DataFrame) -> np.ndarray | None:
     return np.where(np.isnan(y), np.nan, (y > 0).astype(np.float64))
 
 
+Fitted = tuple["model_mod.ResponseModel | None", "str | None"]
+
+
+def fit_response(
+    features: pl.DataFrame, table: pl.DataFrame, *, seed: int, max_rows: int = 20_000
+) -> Fitted:
+    """Fit the response model (or say why not); independent of the segmentation, so a caller
+    may run it concurrently with it."""
+    names = [c for c in features.columns if c != "customer_id"]
+    X = features.select(names).to_numpy().astype(np.float64)
+    return model_mod.maybe_fit_response_model(X, _label(table), names, seed=seed, max_rows=max_rows)
+
+
 def response_insights(
     features: pl.DataFrame,
     table: pl.DataFrame,
@@ -55,12 +68,13 @@ def response_insights(
     model_features: list[str],
     seed: int,
     max_rows: int = 20_000,
+    fitted: Fitted | None = None,
 ) -> ResponseInsights:
     """Expected and observed response per segment and for all customers (segment 0)."""
     y = _label(table)
     names = [c for c in features.columns if c != "customer_id"]
     X = features.select(names).to_numpy().astype(np.float64)
-    model, reason = model_mod.maybe_fit_response_model(X, y, names, seed=seed, max_rows=max_rows)
+    model, reason = fitted or fit_response(features, table, seed=seed, max_rows=max_rows)
     campaigns = {
         c.removeprefix("campaign_"): np.clip(table.get_column(c).cast(pl.Float64).to_numpy(), 0, 1)
         for c in table.columns

@@ -79,6 +79,7 @@ def build_insights(
     seed: int,
     model_features: list[str],
     response_sample: int = 20_000,
+    response_fit: promotion.Fitted | None = None,
 ) -> Insights:
     """Compute every insight of a run (see the module docstring)."""
     names = [c for c in features.columns if c != "customer_id"]
@@ -107,6 +108,7 @@ def build_insights(
         model_features=model_features,
         seed=seed,
         max_rows=response_sample,
+        fitted=response_fit,
     )
     val = value.value_insights(features, table, segment, seg_ids, shape=shape, seed=seed)
     people = {p.segment: p for p in personas.build_personas(profiles, stds)}

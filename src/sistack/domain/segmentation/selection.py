@@ -10,6 +10,7 @@ a tie goes to the smaller k. Calinski-Harabasz is recorded beside them for the a
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,7 +45,13 @@ def sample_indices(n: int, size: int, *, seed: int) -> np.ndarray:
 
 
 def choose_k(
-    X: np.ndarray, ks: list[int], *, seed: int, silhouette_n: int, n_init: int = 4
+    X: np.ndarray,
+    ks: list[int],
+    *,
+    seed: int,
+    silhouette_n: int,
+    n_init: int = 4,
+    workers: int = 2,
 ) -> tuple[list[KScore], int, np.ndarray]:
     """Score each k on ``X`` (already a sample).
 
@@ -54,24 +61,30 @@ def choose_k(
     if not ks:
         raise ValueError("no candidate k")
     sil_idx = sample_indices(len(X), silhouette_n, seed=seed + 2)
-    scores: list[KScore] = []
-    centers: dict[int, np.ndarray] = {}
-    for k in ks:
+
+    def score(k: int) -> tuple[KScore, np.ndarray]:
         km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(X)
-        centers[k] = km.cluster_centers_
         labels = km.labels_
         if len(np.unique(labels)) < 2 or len(np.unique(labels[sil_idx])) < 2:
-            scores.append(KScore(k, -1.0, 0.0, float("inf"), float(km.inertia_)))
-            continue
-        scores.append(
+            return KScore(k, -1.0, 0.0, float("inf"), float(km.inertia_)), km.cluster_centers_
+        return (
             KScore(
                 k=k,
                 silhouette=float(silhouette_score(X[sil_idx], labels[sil_idx])),
                 calinski_harabasz=float(calinski_harabasz_score(X, labels)),
                 davies_bouldin=float(davies_bouldin_score(X, labels)),
                 inertia=float(km.inertia_),
-            )
+            ),
+            km.cluster_centers_,
         )
+
+    # Candidates are independent: score them on parallel threads (k-means and the metrics run
+    # in native code without the GIL). Results come back in k order, so nothing depends on
+    # which thread finishes first.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(score, ks))
+    scores = [s for s, _ in results]
+    centers = {s.k: c for s, c in results}
     k = pick_k(scores)
     marked = [KScore(**{**s.to_dict(), "chosen": s.k == k}) for s in scores]
     return marked, k, centers[k]
