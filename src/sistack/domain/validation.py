@@ -142,6 +142,13 @@ def validate_customers(
         )
 
     typed: dict[str, pl.Series] = {"customer_id": frame.get_column("customer_id")}
+    numeric = [
+        c
+        for c, r in mapping.columns.items()
+        if r != "customer_id" and role_kind(r, CUSTOMERS) == "number"
+    ]
+    # One select casts every numeric column at once (polars runs the columns in parallel).
+    plain = frame.select(pl.col(c).cast(pl.Float64, strict=False) for c in numeric)
     for column, role in mapping.columns.items():
         if role == "customer_id":
             continue
@@ -175,7 +182,7 @@ def validate_customers(
             )
             typed[name] = parsed.values.alias(name)
             continue
-        parsed_n = parse_numbers(source, flags=True)
+        parsed_n = parse_numbers(source, flags=True, plain=plain.get_column(column))
         check_numeric(frame, column, parsed_n.invalid)
         log.add(
             CHANGED,

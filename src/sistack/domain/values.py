@@ -57,7 +57,9 @@ def _is_null_token(text: pl.Series) -> pl.Series:
     return text.str.to_lowercase().is_in(NULL_TOKENS)
 
 
-def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
+def parse_numbers(
+    series: pl.Series, *, flags: bool = False, plain: pl.Series | None = None
+) -> Parsed:
     """Read a column as Float64.
 
     Currency symbols, percent signs, spaces and thousands separators are removed (counted as
@@ -76,7 +78,8 @@ def parse_numbers(series: pl.Series, *, flags: bool = False) -> Parsed:
         return Parsed(values, false, false, nonfinite)
     # Fast path: most columns are clean numbers; only the cells that fail a plain cast need the
     # slower cleaning below.
-    plain = series.cast(pl.Float64, strict=False)
+    if plain is None:  # callers may pass columns already cast together, in parallel
+        plain = series.cast(pl.Float64, strict=False)
     if plain.null_count() == series.null_count():
         nonfinite = _nonfinite(plain)
         if nonfinite.any():

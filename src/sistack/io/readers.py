@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 _HEAD_BYTES = 64 * 1024  # enough to sniff the delimiter; the header line is read whole
 _MAX_HEADER_BYTES = 16 * 1024**2
+_MAX_PROLOG_BYTES = 1024**2  # XML before a workbook part's root element
+_BOMS = (codecs.BOM_UTF8, b"\xff\xfe", b"\xfe\xff")
 _SNIFF_LINES = 50
 _DELIMITERS = (",", "\t", ";", "|")
 _MB = 1024**2
@@ -434,9 +436,9 @@ def _check_workbook_zip(path: Path, limits: ReadLimits) -> bool:
                 )
             for info in infos:
                 if info.filename.lower().endswith((".xml", ".rels")):
-                    with zf.open(info) as part:  # NULs removed so UTF-16 XML is caught too
-                        start = part.read(4096).replace(b"\x00", b"").upper()
-                    if b"<!DOCTYPE" in start or b"<!ENTITY" in start:
+                    with zf.open(info) as part:
+                        unsafe = _declares_dtd(part)
+                    if unsafe:
                         raise InputError(
                             f"The workbook part {info.filename} declares a DTD or "
                             "entities, which are not allowed for safety. Re-save "
@@ -448,6 +450,44 @@ def _check_workbook_zip(path: Path, limits: ReadLimits) -> bool:
         raise InputError(
             f"The workbook is damaged and cannot be opened ({exc}).", code="malformed_xlsx"
         ) from exc
+
+
+def _declares_dtd(part: IO[bytes]) -> bool:
+    """True when an XML part declares a DTD (so entities) before its root element.
+
+    A DTD may only stand in the prolog, but comments and processing instructions may precede it
+    in any number, so the prolog is walked up to the root element instead of sniffing the first
+    bytes. NULs are removed, so UTF-16 markup reads as ASCII. A prolog longer than
+    ``_MAX_PROLOG_BYTES`` is refused too: no spreadsheet program writes one.
+    """
+    data = b""
+    while True:
+        chunk = part.read(_HEAD_BYTES)
+        data += chunk.replace(b"\x00", b"")
+        verdict = _prolog_verdict(data, complete=not chunk)
+        if verdict is not None:
+            return verdict
+        if len(data) > _MAX_PROLOG_BYTES:
+            return True
+
+
+def _prolog_verdict(data: bytes, *, complete: bool) -> bool | None:
+    """True: a declaration comes before the root; False: it does not; None: read more."""
+    pos = next((len(bom) for bom in _BOMS if data.startswith(bom)), 0)
+    while True:
+        while data[pos : pos + 1] in (b" ", b"\t", b"\r", b"\n"):
+            pos += 1
+        rest = data[pos:]
+        if len(rest) < 4 and not complete:
+            return None
+        if rest.startswith((b"<?", b"<!--")):
+            close = b"?>" if rest.startswith(b"<?") else b"-->"
+            end = rest.find(close, 2 if close == b"?>" else 4)
+            if end < 0:
+                return None if not complete else False  # unterminated: not well-formed XML
+            pos += end + len(close)
+            continue
+        return rest.startswith(b"<!")  # <!DOCTYPE, <!ENTITY...; else the root or not XML
 
 
 def _cell_text(value: Any) -> str | None:

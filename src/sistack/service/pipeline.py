@@ -188,8 +188,7 @@ def run_pipeline(
     fit_idx = sample_indices(n, config.fit_sample, seed=config.seed + 3)
     scaler = FeatureScaler(log_columns=log_cols, clip_quantiles=config.clip_quantiles)
     scaler.fit(X[fit_idx])
-    clipped = scaler.clipped_counts(X)
-    Z = scaler.transform(X)
+    Z, clipped = scaler.transform_counting(X)
     lap("scale")
 
     report("segment", 45)

@@ -68,15 +68,20 @@ class FeatureScaler(TransformerMixin, BaseEstimator):
 
     def clipped_counts(self, X: np.ndarray) -> np.ndarray:
         """How many values per column winsorising changes."""
-        self._check()
-        Z = self._log(X)
-        return ((self.lower_ > Z) | (self.upper_ < Z)).sum(axis=0)
+        return self.transform_counting(X)[1]
 
     def transform(self, X: np.ndarray) -> np.ndarray:
+        return self.transform_counting(X)[0]
+
+    def transform_counting(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The transform and, per column, how many values winsorising changed (one pass)."""
         self._check()
-        Z = np.clip(self._log(X), self.lower_, self.upper_)
-        Z = (Z - self.center_) / self.scale_
-        return np.nan_to_num(Z, nan=0.0)
+        Z = self._log(X)
+        clipped = ((self.lower_ > Z) | (self.upper_ < Z)).sum(axis=0)
+        np.clip(Z, self.lower_, self.upper_, out=Z)
+        Z -= self.center_
+        Z /= self.scale_
+        return np.nan_to_num(Z, nan=0.0, copy=False), clipped
 
     def _check(self) -> None:
         if not hasattr(self, "scale_"):

@@ -8,6 +8,7 @@ anything a customer file smuggled in.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,35 @@ from sistack.errors import InputError
 
 FORMULA_START = r"^[=+\-@\t\r]"
 FORMATS = (".csv", ".parquet", ".json")
+_FORMULA = re.compile(FORMULA_START)
+
+# One colour per segment, used by every export (workbook fills, report and chart colours):
+# Tableau 10, a palette chosen to stay distinguishable in print and for common colour blindness.
+SEGMENT_COLOURS = (
+    "#4E79A7",
+    "#F28E2B",
+    "#E15759",
+    "#76B7B2",
+    "#59A14F",
+    "#EDC948",
+    "#B07AA1",
+    "#FF9DA7",
+    "#9C755F",
+    "#BAB0AC",
+)
+ALL_CUSTOMERS_COLOUR = "#4B5563"
+
+
+def segment_colour(segment: int) -> str:
+    """The colour of a segment (1-based; 0 = all customers), cycling past ten segments."""
+    if segment <= 0:
+        return ALL_CUSTOMERS_COLOUR
+    return SEGMENT_COLOURS[(segment - 1) % len(SEGMENT_COLOURS)]
+
+
+def looks_like_formula(text: str) -> bool:
+    """True when a spreadsheet would read this text as a formula (or a DDE payload)."""
+    return _FORMULA.match(text) is not None
 
 
 def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
