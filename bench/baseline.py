@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pipeline import data_file  # noqa: E402
+from pipeline import data_file
 
 
 def baseline(path: Path, out: Path, *, k_max: int) -> dict:

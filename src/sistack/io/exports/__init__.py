@@ -20,28 +20,24 @@ FORMULA_START = r"^[=+\-@\t\r]"
 FORMATS = (".csv", ".parquet", ".json")
 _FORMULA = re.compile(FORMULA_START)
 
-# One colour per segment, used by every export (workbook fills, report and chart colours):
-# Tableau 10, a palette chosen to stay distinguishable in print and for common colour blindness.
+# One colour per segment, the same in every export and chart (the dashboard's palette): the base
+# colours in order, then the same colours lighter past ten segments.
 SEGMENT_COLOURS = (
-    "#4E79A7",
-    "#F28E2B",
-    "#E15759",
-    "#76B7B2",
-    "#59A14F",
-    "#EDC948",
-    "#B07AA1",
-    "#FF9DA7",
-    "#9C755F",
-    "#BAB0AC",
-)
-ALL_CUSTOMERS_COLOUR = "#4B5563"
+    "#2f5d8c", "#d9822b", "#3a9278", "#c4474f", "#7a68a6",
+    "#8c6d4f", "#cf7fb5", "#5f7183", "#b5a14a", "#4ba3c3",
+)  # fmt: skip
+ALL_CUSTOMERS_COLOUR = "#4a5463"
 
 
 def segment_colour(segment: int) -> str:
-    """The colour of a segment (1-based; 0 = all customers), cycling past ten segments."""
+    """The colour of a segment (1-based; 0 = all customers)."""
     if segment <= 0:
         return ALL_CUSTOMERS_COLOUR
-    return SEGMENT_COLOURS[(segment - 1) % len(SEGMENT_COLOURS)]
+    i = segment - 1
+    base = SEGMENT_COLOURS[i % len(SEGMENT_COLOURS)]
+    amount = min(0.25 * (i // len(SEGMENT_COLOURS)), 0.75)
+    rgb = [int(base[j : j + 2], 16) for j in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
 
 
 def looks_like_formula(text: str) -> bool:
