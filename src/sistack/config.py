@@ -50,3 +50,8 @@ class Settings(BaseSettings):
     @property
     def datasets_dir(self) -> Path:
         return self.home / "datasets"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Cache of export files (PDF, workbook, CSV...), one folder per run; safe to delete."""
+        return self.home / "exports"

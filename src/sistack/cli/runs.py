@@ -32,11 +32,12 @@ from sistack.service.runs import RunService
 
 def _segments_table(record: RunRecord) -> Table:
     table = Table(title=f"Run {record.id}: {record.k} segments, {record.n_customers:,} customers")
-    for name in ("segment", "customers", "customer share", "revenue share"):
-        table.add_column(name, justify="right")
+    for name in ("segment", "persona", "customers", "customer share", "revenue share"):
+        table.add_column(name, justify="left" if name == "persona" else "right")
     for s in (record.summary or {}).get("segments", []):
         table.add_row(
             str(s["segment"]),
+            escape(s.get("name") or ""),
             f"{s['customers']:,}",
             f"{s['customer_share']:.1%}",
             f"{s['revenue_share']:.1%}",
@@ -51,7 +52,7 @@ def _run_json(record: RunRecord) -> dict[str, Any]:
         "n_customers": record.n_customers,
         "k": record.k,
         "segments": [
-            {**s, "id": s["segment"], "label": f"Segment {s['segment']}"}
+            {**s, "id": s["segment"], "label": s.get("name") or f"Segment {s['segment']}"}
             for s in (record.summary or {}).get("segments", [])
         ],
     }
@@ -93,10 +94,13 @@ def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
         raise typer.Exit(1 if record.error_code == "internal_error" else 2)
     if not as_json:
         out.print(_segments_table(record))
+        banner = (record.summary or {}).get("banner")
+        if banner:
+            out.print(escape(banner))
         out.print(f"Stored in [bold]{svc.artifacts.root / record.id}[/]")
         out.print(
-            f"Open it: [bold]sistack serve[/], then http://127.0.0.1:8000/api/v1/runs/{record.id}"
-            f"/segments  ·  [bold]sistack runs show {record.id}[/]"
+            f"Open it: [bold]sistack serve[/], then http://127.0.0.1:8000/runs/{record.id} "
+            f"(API: /api/v1/runs/{record.id}/insights)  ·  [bold]sistack insights {record.id}[/]"
         )
 
 

@@ -572,13 +572,16 @@ def versions() -> dict[str, str]:
 def run_summary(result: PipelineResult, manifest: dict[str, Any]) -> dict[str, Any]:
     """The small summary kept in the metadata row (listing runs must not open artifacts)."""
     segs = [p for p in result.profiles if p.segment > 0]
+    names = {s["segment"]: s["persona"]["name"] for s in result.insights.segments}
     return {
         "k": result.model.n_segments_,
         "revenue": result.profiles[0].revenue,
         "input_sha256": manifest["input"]["sha256"],
+        "banner": result.insights.banner,
         "segments": [
             {
                 "segment": p.segment,
+                "name": names.get(p.segment),
                 "customers": p.customers,
                 "customer_share": p.customer_share,
                 "revenue_share": p.revenue_share,

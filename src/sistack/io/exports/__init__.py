@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -19,6 +19,7 @@ from sistack.errors import InputError
 FORMULA_START = r"^[=+\-@\t\r]"
 FORMATS = (".csv", ".parquet", ".json")
 _FORMULA = re.compile(FORMULA_START)
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 # One colour per segment, the same in every export and chart (the dashboard's palette): the base
 # colours in order, then the same colours lighter past ten segments.
@@ -45,9 +46,10 @@ def looks_like_formula(text: str) -> bool:
     return _FORMULA.match(text) is not None
 
 
-def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
-    """Prefix formula-like text cells with ``'`` (numbers are left alone)."""
-    text = [c for c, t in frame.schema.items() if t == pl.String]
+def neutralise(frame: Frame) -> Frame:
+    """Prefix formula-like text cells with ``'`` (numbers are left alone); lazily for a
+    LazyFrame, so a large table can be streamed to CSV."""
+    text = [c for c, t in frame.collect_schema().items() if t == pl.String]
     if not text:
         return frame
     return frame.with_columns(
