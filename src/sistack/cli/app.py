@@ -88,6 +88,17 @@ def output_path(path: Path) -> Path:
     return path
 
 
+def read_json_object(path: Path, *, what: str, code: str) -> dict[str, Any]:
+    """A JSON object from a user's file, or exit 2 with a message naming the file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"Cannot read the {what} file {path}: {exc}", code=code) from exc
+    if not isinstance(data, dict):
+        raise InputError(f"The {what} file must hold a JSON object.", code=code)
+    return data
+
+
 def emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str, sort_keys=True) + "\n")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,20 +9,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sistack.cli.app import JsonFlag, app, emit, guard, open_service, out
+from sistack.cli.app import JsonFlag, app, emit, guard, open_service, out, read_json_object
 from sistack.errors import InputError
 from sistack.service.simulation import SimulationService
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"Cannot read the scenario file {path}: {exc}", code="invalid_scenario"
-        ) from exc
-    if not isinstance(data, dict):
-        raise InputError("The scenario file must hold a JSON object.", code="invalid_scenario")
+    data = read_json_object(path, what="scenario", code="invalid_scenario")
     return data.get("scenario", data) if "levers" not in data else data
 
 
