@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,12 +20,14 @@ from sistack.cli.app import (
     out,
     output_path,
     progress,
+    read_json_object,
     runs_app,
 )
 from sistack.config import Settings
 from sistack.errors import InputError
 from sistack.io.exports import profiles_frame, write_frame, write_json
 from sistack.io.store.metadata import STATUSES, SUCCEEDED, RunRecord
+from sistack.service.exports import ExportService
 from sistack.service.runs import RunService
 
 
@@ -179,14 +180,7 @@ def inspect(
 def _read_mapping(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"Cannot read the mapping file {path}: {exc}", code="invalid_mapping"
-        ) from exc
-    if not isinstance(data, dict):
-        raise InputError("The mapping file must hold a JSON object.", code="invalid_mapping")
+    data = read_json_object(path, what="mapping", code="invalid_mapping")
     if isinstance(data.get("mapping"), dict):  # the whole output of 'sistack inspect'
         return data["mapping"]
     return data
@@ -329,14 +323,22 @@ def score(
     err.print(f"Scored {frame.height:,} customers into {output}")
 
 
+# Exports that exist in one format only: built (and cached) by the export service.
+DOCUMENTS = {"report": "report.pdf", "workbook": "workbook.xlsx"}
+
+
 @app.command()
 @guard
 def export(
     run_id: str,
-    what: Annotated[str, typer.Option(help="assignments, profiles or manifest.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="File (.csv .parquet .json).")],
+    what: Annotated[
+        str, typer.Option(help="assignments, profiles, manifest, report (PDF) or workbook (XLSX).")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="File (.csv .parquet .json .pdf .xlsx).")
+    ],
 ) -> None:
-    """Export a run's assignments, segment profiles or manifest."""
+    """Export a run's assignments, segment profiles, manifest, PDF report or XLSX workbook."""
     output_path(output)
     with open_service() as svc:
         if what == "assignments":
@@ -346,9 +348,19 @@ def export(
             write_frame(profiles_frame(svc.profiles(run_id)), output)
         elif what == "manifest":
             write_json(svc.manifest(run_id), output)
+        elif what in DOCUMENTS:
+            suffix = Path(DOCUMENTS[what]).suffix
+            if output.suffix.lower() != suffix:
+                raise InputError(
+                    f"The {what} is a {suffix} file; name it '{output.stem}{suffix}'.",
+                    code="unsupported_export_format",
+                    details={"allowed": [suffix]},
+                )
+            ExportService(svc).copy_to(run_id, DOCUMENTS[what], output)
         else:
             raise InputError(
-                f"Unknown export '{what}': use assignments, profiles or manifest.",
+                f"Unknown export '{what}': use assignments, profiles, manifest, report or "
+                "workbook.",
                 code="unknown_export",
             )
     err.print(f"Exported {what} of {run_id} to {output}")

@@ -461,6 +461,8 @@ class RunService:
                 f"Run '{run_id}' is {record.status}; wait for it to finish.", code="run_busy"
             )
         self.artifacts.delete(run_id)
+        # Cached exports of the run (the id is validated above, so the path stays inside).
+        shutil.rmtree(self.settings.exports_dir / record.id, ignore_errors=True)
         self.store.delete_run(run_id)
 
     # Results ----------------------------------------------------------------------------------
