@@ -71,6 +71,19 @@ class StorageError(SistackError):
     status = 503
 
 
+# Failure codes of runs that are not the user's input (a run row stores only its code).
+SERVER_SIDE_CODES = frozenset(
+    {
+        "internal_error",
+        "storage_error",
+        "artifact_root_unwritable",
+        "run_exists",
+        "database_unavailable",
+        "export_unavailable",
+    }
+)
+
+
 def row_examples(rows: list[int], *, limit: int = 5) -> str:
     """Format 1-based row numbers for a message: ``"rows 4, 19, 233, ..."``."""
     shown = ", ".join(str(r) for r in rows[:limit])

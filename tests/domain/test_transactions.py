@@ -89,3 +89,16 @@ def test_quantity_times_price():
     )
     result = aggregate_transactions(frame, detect_mapping(frame))
     assert_allclose(result.table.sort("customer_id").get_column("revenue").to_numpy(), [9.0, 9.99])
+
+
+def test_a_typo_far_in_the_future_does_not_move_the_reference_date():
+    # 40 orders in January 2023 and one typed as 2099: at most 5% of dates may be set aside.
+    rows = [
+        ("A", f"o{d}", f"2023-01-{d % 28 + 1:02d}", "1.00", "web", "0", "wine") for d in range(40)
+    ]
+    rows.append(("B", "o99", "2099-01-01", "3.00", "web", "0", "wine"))
+    frame = pl.DataFrame(rows, schema=HEADER, orient="row")
+    result = aggregate_transactions(frame, detect_mapping(frame))
+    assert result.reference_date == dt.date(2023, 1, 28)
+    issue = next(i for i in result.report.issues if i.code == "date_after_reference")
+    assert issue.kind == "excluded" and issue.rows == (41,)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sistack.api.schemas import ErrorResponse
 from sistack.errors import SistackError
 
 log = logging.getLogger("sistack.api")
@@ -42,9 +44,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body that is not JSON, or broken multipart: a request that is not valid, like any
+            # other (FastAPI's 400 here was documented nowhere).
+            return error_response(
+                422,
+                "invalid_request",
+                f"The request is not valid: {exc.detail}. Send a well-formed JSON body, or "
+                "multipart/form-data for uploads.",
+            )
         codes = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}
         code = codes.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    document_errors(app)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -52,3 +65,35 @@ def install(app: FastAPI) -> None:
         return error_response(
             500, "internal_error", "An unexpected error occurred; it has been logged."
         )
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the edge really answers.
+
+    FastAPI documents its own ``HTTPValidationError`` body for 422, but the handlers above answer
+    every 422 with our error body; and any request with a body may be refused with 413 by the
+    body limit (``limits.py``) before a route sees it.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        refs = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(refs.pop("$defs", {}))
+        components["ErrorResponse"] = refs
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid request", "content": error}
+                if "requestBody" in operation and "413" not in responses:
+                    responses["413"] = {"description": "Request body too large", "content": error}
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

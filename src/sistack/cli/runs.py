@@ -24,7 +24,7 @@ from sistack.cli.app import (
     runs_app,
 )
 from sistack.config import Settings
-from sistack.errors import InputError
+from sistack.errors import SERVER_SIDE_CODES, InputError
 from sistack.io.exports import profiles_frame, write_frame, write_json
 from sistack.io.store.metadata import STATUSES, SUCCEEDED, RunRecord
 from sistack.service.exports import ExportService
@@ -92,7 +92,7 @@ def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
                 f"[bold red]error[/] \\[{record.error_code}] {escape(record.error_message or '')}",
                 highlight=False,
             )
-        raise typer.Exit(1 if record.error_code == "internal_error" else 2)
+        raise typer.Exit(1 if record.error_code in SERVER_SIDE_CODES else 2)
     if not as_json:
         out.print(_segments_table(record))
         banner = (record.summary or {}).get("banner")

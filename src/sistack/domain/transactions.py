@@ -14,8 +14,14 @@ import polars as pl
 
 from sistack.domain.quality import CHANGED, EXCLUDED, WARNING, QualityLog
 from sistack.domain.schema import TRANSACTIONS, ColumnMapping, require_roles
-from sistack.domain.validation import ROW, CustomerTable, check_numeric, clean_ids
-from sistack.domain.values import parse_dates, parse_numbers
+from sistack.domain.validation import (
+    ROW,
+    CustomerTable,
+    check_numeric,
+    clean_ids,
+    latest_plausible_date,
+)
+from sistack.domain.values import MAX_MAGNITUDE, parse_dates, parse_numbers
 from sistack.errors import InputError, row_examples
 
 MAX_LEVELS = 12  # channels / categories kept by name; the rest become "other"
@@ -38,7 +44,8 @@ def _number(frame: pl.DataFrame, column: str, log: QualityLog, *, flags: bool = 
     log.add(
         CHANGED,
         "non_finite",
-        f"Infinite or NaN values of '{column}' were treated as missing.",
+        f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
+        f"'{column}' were treated as missing.",
         column=column,
         rows=_rows(frame, parsed.nonfinite),
     )
@@ -152,7 +159,7 @@ def aggregate_transactions(
         rows=_rows(tx, missing_amount),
     )
     tx = tx.filter(~missing_amount)
-    reference = reference_date or tx.get_column("date").max()
+    reference = reference_date or latest_plausible_date(tx.get_column("date"))
     if reference is not None:
         late = tx.get_column("date") > reference
         log.add(

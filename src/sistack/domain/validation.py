@@ -227,16 +227,17 @@ def latest_plausible_date(dates: pl.Series) -> dt.date | None:
     such as 2099): the latest date below the gap is returned. Without such a gap this is the
     plain maximum. Deterministic: it depends on the data only, never on the clock.
     """
-    values = dates.drop_nulls().sort()
+    values = dates.drop_nulls()
     n = values.len()
     if n == 0:
         return None
-    late = int(n * MAX_LATE_SHARE)
-    for i in range(max(1, n - late), n):
-        before, after = values[i - 1], values[i]
-        if (after - before).days > DATE_GAP_DAYS:
-            return cast(dt.date, before)
-    return cast(dt.date, values[-1])
+    # Only the latest MAX_LATE_SHARE (plus one) can be set aside: select them without sorting
+    # everything (transactions may be hundreds of millions of rows), then look for the gap.
+    tail = values.top_k(int(n * MAX_LATE_SHARE) + 1).sort()
+    gaps = (tail.diff().dt.total_days() > DATE_GAP_DAYS).fill_null(False).arg_true()
+    if gaps.len():
+        return cast(dt.date, tail[int(gaps[0]) - 1])
+    return cast(dt.date, tail[-1])
 
 
 def _source(mapping: ColumnMapping, name: str) -> str:

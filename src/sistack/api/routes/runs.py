@@ -27,6 +27,8 @@ from sistack.service.runs import RunService
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 NOT_FOUND = error_responses(404)
 NOT_READY = error_responses(404, 409)
+CSV = {"text/csv": {"schema": {"type": "string"}}}
+PARQUET = {"application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}
 
 
 @router.post(
@@ -98,7 +100,11 @@ def get_quality(run_id: str, svc: RunService = Depends(service)) -> dict:
     return svc.quality(run_id)
 
 
-@router.get("/{run_id}/assignments", response_model=AssignmentsPage, responses=NOT_READY)
+@router.get(
+    "/{run_id}/assignments",
+    response_model=AssignmentsPage,
+    responses={**NOT_READY, 200: {"content": {**CSV, **PARQUET}}},
+)
 def get_assignments(
     run_id: str,
     offset: int = Query(default=0, ge=0, le=10**9),
@@ -141,7 +147,13 @@ def reproduce(run_id: str, svc: RunService = Depends(service)) -> ReproduceOut:
 
 @router.post(
     "/{run_id}/score",
-    responses=error_responses(404, 409, 413, 415, 422),
+    responses={
+        **error_responses(404, 409, 413, 415, 422),
+        200: {
+            "description": "The customers with their segments (CSV by default, or JSON records)",
+            "content": {**CSV, "application/json": {"schema": {"type": "array"}}},
+        },
+    },
     openapi_extra=UPLOAD_BODY,
 )
 async def score(

@@ -66,14 +66,19 @@ class ArtifactStore:
         return self.root / run_id
 
     def exists(self, run_id: str) -> bool:
-        return valid_id(run_id) and self._dir(run_id).is_dir()
+        if not valid_id(run_id):
+            return False
+        folder = self._dir(run_id)
+        return folder.is_dir() and not folder.is_symlink()
 
     def path(self, run_id: str, name: str) -> Path:
         """Path of a named artifact of a finished run; only names from ARTIFACTS are allowed."""
         if name not in ARTIFACTS:
             raise NotFound(f"Artifact '{name[:60]}' does not exist.", code="artifact_not_found")
-        path = self._dir(run_id) / name
-        if not path.is_file():
+        folder = self._dir(run_id)
+        path = folder / name
+        # Never follow a link: a symlink planted in (or as) a run directory could point anywhere.
+        if folder.is_symlink() or path.is_symlink() or not path.is_file():
             raise NotFound(
                 f"Run '{run_id}' has no artifact '{name}' (is the run finished?).",
                 code="artifact_not_found",

@@ -1,0 +1,172 @@
+"""Crashes: ``kill -9`` of the server in the middle of a run, and an unwritable artifact root.
+
+The first test runs the real ``sistack serve`` in a subprocess with its own home and port. A small
+run completes; a 300,000-customer run is started and the server is killed (SIGKILL) while that run
+is in progress. After a restart the interrupted run is ``failed`` with code ``interrupted``, no
+directory or staging leftover exists for it, and the completed run is intact (``sistack doctor``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from sistack.api.app import create_app
+from sistack.cli import app as cli_app
+from sistack.demo import write_dataset
+from tests.conftest import SMALL_ENV, small_settings, three_groups
+
+API = "/api/v1"
+BIG = 300_000  # customers: the run takes several seconds, long enough to be killed in flight
+SERVE = [sys.executable, "-c", "from sistack.cli import main; main()", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(home: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
+    """``sistack serve`` on a free port; yields the process and a client; SIGTERM at the end."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SISTACK_")}
+    env.update(SISTACK_HOME=str(home), **SMALL_ENV)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*SERVE, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield process, client
+    finally:
+        client.close()
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def upload_and_run(client: httpx.Client, path: Path) -> str:
+    with path.open("rb") as fh:
+        dataset = client.post(f"{API}/datasets", files={"file": (path.name, fh)})
+    assert dataset.status_code == 201, dataset.text
+    run = client.post(f"{API}/runs", json={"dataset_id": dataset.json()["id"]})
+    assert run.status_code == 202, run.text
+    return str(run.json()["id"])
+
+
+def wait_for(client: httpx.Client, run_id: str, done: Any, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run: dict[str, Any] = client.get(f"{API}/runs/{run_id}").json()
+        if done(run):
+            return run
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+
+
+def doctor(home: Path) -> dict[str, Any]:
+    result = CliRunner().invoke(cli_app, ["doctor", "--json"], env={"SISTACK_HOME": str(home)})
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert result.exit_code == (0 if data["ok"] else 1)
+    return data
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_a_run(tmp_path: Path) -> None:
+    home, log = tmp_path / "home", tmp_path / "server.log"
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    three_groups(90, seed=6).write_csv(small)
+    write_dataset(big, customers=BIG, seed=3)
+    runs = home / "runs"
+
+    with server(home, log) as (process, client):
+        completed = upload_and_run(client, small)
+        done = ("succeeded", "failed")
+        assert wait_for(client, completed, lambda r: r["status"] in done)["status"] == ("succeeded")
+        manifest = client.get(f"{API}/runs/{completed}/manifest").json()
+        interrupted = upload_and_run(client, big)
+        seen = wait_for(client, interrupted, lambda r: r["status"] != "queued")
+        assert (seen["status"], seen["progress"] > 0) == ("running", True), seen
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    # What a crash in the write stage leaves behind: a staging directory of the dead run.
+    leftover = runs / ".staging" / f"{interrupted}.dead"
+    leftover.mkdir(parents=True, exist_ok=True)
+    (leftover / "assignments.parquet").write_bytes(b"half")
+    assert not doctor(home)["ok"]
+
+    with server(home, log) as (_, client):
+        run = client.get(f"{API}/runs/{interrupted}").json()
+        assert (run["status"], run["error"]["code"]) == ("failed", "interrupted")
+        assert "interrupted" in run["error"]["message"]
+        assert not (runs / interrupted).exists()
+        assert not any((runs / ".staging").iterdir())
+        again = client.get(f"{API}/runs/{interrupted}/manifest")
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "run_not_ready")
+        assert client.get(f"{API}/runs/{completed}/manifest").json() == manifest
+    report = doctor(home)
+    assert (report["ok"], report["runs_checked"], report["problems"]) == (True, 1, [])
+    assert "Traceback" not in log.read_text()
+
+
+def test_an_unwritable_artifact_root_fails_the_run_cleanly(tmp_path: Path) -> None:
+    """The artifact root lies under a regular file, so no directory can be made there."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    settings = small_settings(tmp_path / "home", artifact_root=blocker / "runs")
+    data = tmp_path / "customers.csv"
+    three_groups(60, seed=8).write_csv(data)
+
+    with TestClient(create_app(settings)) as client:
+        with data.open("rb") as fh:
+            dataset = client.post(f"{API}/datasets", files={"file": ("c.csv", fh)}).json()
+        run_id = client.post(f"{API}/runs", json={"dataset_id": dataset["id"]}).json()["id"]
+        client.app.state.jobs.wait(run_id, timeout=60)  # type: ignore[attr-defined]
+        run = client.get(f"{API}/runs/{run_id}").json()
+    assert (run["status"], run["error"]["code"]) == ("failed", "artifact_root_unwritable")
+    assert str(blocker) in run["error"]["message"]
+    assert blocker.read_text() == "a file, not a folder"
+
+    env = {
+        "SISTACK_HOME": str(settings.home),
+        "SISTACK_ARTIFACT_ROOT": str(blocker / "runs"),
+        **SMALL_ENV,
+    }
+    result = CliRunner().invoke(cli_app, ["run", str(data), "--json"], env=env)
+    out = json.loads(result.stdout)
+    # Not the user's input: exit code 1, as for internal errors.
+    assert (result.exit_code, out["status"], out["error"]["code"]) == (
+        1,
+        "failed",
+        "artifact_root_unwritable",
+    )
+    assert "Traceback" not in result.output
+    assert blocker.read_text() == "a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "customers.csv", "home"]
+    assert not (settings.home / "runs").exists()
