@@ -183,9 +183,10 @@ def aggregate_transactions(
     if tx.height == 0:
         raise InputError("No transaction row is usable.", code="no_usable_rows")
 
-    table = _per_customer(tx, reference)  # type: ignore[arg-type]
+    assert reference is not None  # rows exist, so there is a latest date
+    table = _per_customer(tx, reference)
     report = log.report(rows_read=rows_read, rows_used=tx.height)
-    return CustomerTable(table=table, report=report, reference_date=reference)  # type: ignore[arg-type]
+    return CustomerTable(table=table, report=report, reference_date=reference)
 
 
 def _per_customer(tx: pl.DataFrame, reference: dt.date) -> pl.DataFrame:
