@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     job_workers: int = 1
+    # Production: "inline" runs jobs on threads of the API process (one process, the laptop);
+    # "queue" makes the API only enqueue, and ``sistack worker`` processes execute.
+    execution: Literal["inline", "queue"] = "inline"
+    workers: int = Field(default=1, ge=1)  # API processes of ``sistack serve``
+    worker_poll: float = Field(default=1.0, gt=0)  # seconds between claims on an empty queue
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_timeout: float = Field(default=60.0, gt=0)  # older heartbeat => run interrupted
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def db_url(self) -> str:

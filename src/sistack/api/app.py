@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from sistack import __version__
+from sistack import __version__, web
 from sistack.api import errors
 from sistack.api.limits import BodyLimitMiddleware
-from sistack.api.routes import datasets, insights, runs, simulation, system
+from sistack.api.routes import datasets, exports, health, insights, runs, simulation, system
 from sistack.config import Settings
+from sistack.service.exports import ExportService
 from sistack.service.jobs import JobRunner
+from sistack.service.queue import sweep_stale
 from sistack.service.runs import RunService
 from sistack.service.simulation import SimulationService
 
@@ -24,10 +26,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = RunService(settings)
-        service.recover()
+        inline = settings.execution == "inline"
+        if inline:
+            service.recover()  # one process owns every run: whatever was in flight is dead
+        else:
+            # Other API and worker processes share the database: fail only the runs whose
+            # worker stopped heartbeating, never the queue or live runs.
+            sweep_stale(service)
         app.state.service = service
-        app.state.jobs = JobRunner(service, workers=settings.job_workers)
+        app.state.jobs = JobRunner(service, workers=settings.job_workers, inline=inline)
         app.state.simulation = SimulationService(service)
+        app.state.exports = ExportService(service, simulation=app.state.simulation)
         try:
             yield
         finally:
@@ -43,9 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(system.router)
+    app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(runs.router)
     app.include_router(insights.router)
     app.include_router(simulation.router)
+    app.include_router(exports.router)
+    web.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     return app

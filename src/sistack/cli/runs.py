@@ -78,7 +78,8 @@ def _analyse(
     config = svc.default_config(k=k, seed=seed)
     # The file name lets the reader warn when the extension does not match the content.
     dataset, inspection = svc.add_dataset(path, filename=path.name, keep=False, shape=shape)
-    record = svc.create_run(dataset.id, config=config, mapping=mapping, name=name)
+    # Held: this process executes it now, a queue worker on the same database must not.
+    record = svc.create_run(dataset.id, config=config, mapping=mapping, name=name, hold=True)
     with progress(show_progress) as report:
         return svc.execute(record.id, raw=inspection.raw, progress=report)
 
@@ -371,13 +372,43 @@ def export(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="API processes (default SISTACK_WORKERS or 1); >1 needs queue."),
+    ] = None,
 ) -> None:
-    """Start the REST API (OpenAPI docs at /docs)."""
+    """Start the REST API (OpenAPI docs at /docs).
+
+    With ``--workers N`` (N > 1) uvicorn forks N processes that each build the app from
+    ``sistack.api.app:create_app``. That needs ``SISTACK_EXECUTION=queue``: inline runners in
+    several processes would each fail the others' runs at start-up.
+    """
     import uvicorn
 
     from sistack.api.app import create_app
 
     settings = Settings()
     bind_host, bind_port = host or settings.host, port or settings.port
-    err.print(f"Serving on http://{bind_host}:{bind_port}  (API docs: /docs)")
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+    processes = workers or settings.workers
+    if processes > 1 and settings.execution != "queue":
+        raise InputError(
+            f"--workers {processes} needs SISTACK_EXECUTION=queue (and 'sistack worker' "
+            "processes to execute runs): with inline execution every API process would run jobs "
+            "itself and fail the other processes' runs when it starts.",
+            code="invalid_option",
+        )
+    err.print(
+        f"Serving on http://{bind_host}:{bind_port}  (API docs: /docs, {processes} process(es), "
+        f"{settings.execution} execution)"
+    )
+    if processes == 1:
+        uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+    else:
+        uvicorn.run(
+            "sistack.api.app:create_app",
+            factory=True,
+            workers=processes,
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+        )

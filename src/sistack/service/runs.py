@@ -45,6 +45,7 @@ from sistack.io.store.metadata import (
     RunRecord,
 )
 from sistack.service.pipeline import PipelineResult, RunConfig, prepare, run_pipeline
+from sistack.service.queue import Heartbeat, worker_id
 
 log = logging.getLogger("sistack.runs")
 
@@ -138,6 +139,8 @@ class RunService:
         self.store = MetadataStore(settings.db_url)
         self.artifacts = ArtifactStore(settings.artifacts)
         self.limits = ReadLimits.from_settings(settings)
+        # Who claims runs this process executes itself (CLI runs, inline jobs, reproduce).
+        self.worker_id = worker_id()
 
     def close(self) -> None:
         self.store.close()
@@ -208,8 +211,13 @@ class RunService:
         mapping: dict[str, Any] | None = None,
         name: str | None = None,
         parent_id: str | None = None,
+        hold: bool = False,
     ) -> RunRecord:
-        """Queue a run of a dataset; the mapping is validated now so errors come back at once."""
+        """Queue a run of a dataset; the mapping is validated now so errors come back at once.
+
+        ``hold`` creates the run already claimed by this process (the caller executes it at
+        once), so a queue worker polling the same database cannot take it first.
+        """
         dataset = self.store.get_dataset(dataset_id) if valid_id(dataset_id) else None
         if dataset is None:
             raise NotFound(f"Dataset '{dataset_id[:40]}' does not exist.", code="dataset_not_found")
@@ -219,13 +227,14 @@ class RunService:
         if parent_id is not None:
             self.get_run(parent_id)
         config = config or self.default_config()
+        created = now()
         record = RunRecord(
             id=new_id(),
             dataset_id=dataset_id,
             parent_id=parent_id,
             name=(name or dataset.filename)[:255],
-            status=QUEUED,
-            stage="queued",
+            status=RUNNING if hold else QUEUED,
+            stage="claimed" if hold else "queued",
             progress=0,
             config={"run": config.model_dump(mode="json"), "mapping": chosen.to_dict()},
             error_code=None,
@@ -233,9 +242,12 @@ class RunService:
             n_customers=None,
             k=None,
             summary=None,
-            created_at=now(),
-            started_at=None,
+            created_at=created,
+            started_at=created if hold else None,
             finished_at=None,
+            claimed_by=self.worker_id if hold else None,
+            heartbeat_at=created if hold else None,
+            claims=1 if hold else 0,
         )
         self.store.add_run(record)
         return record
@@ -273,18 +285,42 @@ class RunService:
         *,
         raw: RawTable | None = None,
         progress: Callable[[str, int], None] | None = None,
+        worker: str | None = None,
     ) -> RunRecord:
-        """Run a queued run to completion (or failure). Never raises for a failed run."""
+        """Run a run to completion (or failure). Never raises for a failed run.
+
+        The run must be queued (it is claimed here for ``worker``, default this process) or
+        already claimed by ``worker`` (a queue worker's claim, ``create_run(hold=True)``). A run
+        claimed by someone else is refused. Every write is conditional on still holding the
+        claim, so a run failed by a stale-heartbeat sweep is never overwritten.
+        """
+        worker = worker or self.worker_id
         record = self.get_run(run_id)
-        if record.status != QUEUED:
-            raise Conflict(f"Run '{run_id}' is {record.status}, not queued.", code="run_not_queued")
-        self.store.update_run(run_id, status=RUNNING, stage="read", progress=1, started_at=now())
+        mine = record.status == RUNNING and record.claimed_by == worker
+        claimed = mine or (record.status == QUEUED and self.store.claim(run_id, worker, now=now()))
+        if not claimed:
+            state = self.get_run(run_id).status
+            raise Conflict(f"Run '{run_id}' is {state}, not queued.", code="run_not_queued")
+        with Heartbeat(self.store, run_id, worker, every=self.settings.heartbeat_seconds) as beat:
+            return self._execute(record, worker, beat, raw=raw, progress=progress)
+
+    def _execute(
+        self,
+        record: RunRecord,
+        worker: str,
+        beat: Heartbeat,
+        *,
+        raw: RawTable | None,
+        progress: Callable[[str, int], None] | None,
+    ) -> RunRecord:
+        run_id = record.id
+        self.store.update_claimed(run_id, worker, stage="read", progress=1)
         last = [-1]
 
         def report(stage: str, pct: int) -> None:
             if pct != last[0]:
                 last[0] = pct
-                self.store.update_run(run_id, stage=stage, progress=pct)
+                self.store.update_claimed(run_id, worker, stage=stage, progress=pct)
             if progress is not None:
                 progress(stage, pct)
 
@@ -305,15 +341,18 @@ class RunService:
                 snapshot.result()
                 manifest = self._write(folder, record, dataset, table, mapping, config, result)
         except SistackError as exc:
-            self._fail(run_id, exc.code, exc.message)
+            self._fail(run_id, worker, exc.code, exc.message)
             return self.get_run(run_id)
         except Exception as exc:
             log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-            self._fail(run_id, "internal_error", f"Unexpected error: {exc.__class__.__name__}")
+            self._fail(
+                run_id, worker, "internal_error", f"Unexpected error: {exc.__class__.__name__}"
+            )
             return self.get_run(run_id)
         summary = run_summary(result, manifest)
-        self.store.update_run(
+        held = not beat.lost and self.store.update_claimed(
             run_id,
+            worker,
             status=SUCCEEDED,
             stage="done",
             progress=100,
@@ -322,13 +361,19 @@ class RunService:
             k=result.model.n_segments_,
             summary=summary,
         )
+        if not held:
+            # Swept as interrupted (or re-queued) while we computed: the row no longer belongs
+            # to us, so our files must not stay under its id.
+            log.warning("run %s: claim lost before the end; its files are removed", run_id)
+            self.artifacts.delete(run_id)
+            return self.get_run(run_id)
         if progress is not None:
             progress("done", 100)
         return self.get_run(run_id)
 
-    def _fail(self, run_id: str, code: str, message: str) -> None:
-        self.store.update_run(
-            run_id, status=FAILED, error_code=code, error_message=message, finished_at=now()
+    def _fail(self, run_id: str, worker: str, code: str, message: str) -> None:
+        self.store.update_claimed(
+            run_id, worker, status=FAILED, error_code=code, error_message=message, finished_at=now()
         )
 
     def _write(
@@ -531,6 +576,7 @@ class RunService:
             mapping=original.config["mapping"],
             name=f"reproduce of {original.name}"[:255],
             parent_id=run_id,
+            hold=True,
         )
         done = self.execute(new.id, raw=raw, progress=progress)
         if done.status != SUCCEEDED:

@@ -24,6 +24,8 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -91,6 +93,11 @@ class RunRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Queue claims (migration 0003): the worker holding a running run, its last sign of life,
+    # and how many times the run was claimed (1 for every run that ran; tests assert it).
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ScenarioRow(Base):
@@ -144,6 +151,9 @@ class RunRecord:
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    claimed_by: str | None = None
+    heartbeat_at: dt.datetime | None = None
+    claims: int = 0
 
 
 def _record(cls: Any, row: Base) -> Any:
@@ -165,6 +175,10 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Several processes (API workers, queue workers) may start at once on a fresh
+            # database: one migrates, the others wait here and then find the schema at head.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7261540031)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -289,6 +303,126 @@ class MetadataStore:
                 )
             s.delete(row)
 
+    def ping(self) -> None:
+        """Raise ``StorageError`` unless the database answers (readiness probe)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"The metadata database does not answer: {exc.__class__.__name__}.",
+                code="database_unavailable",
+            ) from exc
+
+    # Queue claims ------------------------------------------------------------------------------
+    def claim_next(self, worker: str, *, now: dt.datetime) -> RunRecord | None:
+        """Claim the oldest queued run for ``worker`` (status running) or return None.
+
+        PostgreSQL locks the candidate row with ``FOR UPDATE SKIP LOCKED``, so concurrent
+        claimers each get a different row without waiting. SQLite has no row locks; there the
+        claim is a compare-and-set (``UPDATE ... WHERE id = :id AND status = 'queued'``) that
+        only one writer can win, retried with the next candidate when another claimer won.
+        """
+        if self.engine.dialect.name == "postgresql":
+            with self._session.begin() as s:
+                row = s.scalars(
+                    select(RunRow)
+                    .where(RunRow.status == QUEUED)
+                    .order_by(RunRow.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
+                    return None
+                _set_claim(row, worker, now)
+                return _record(RunRecord, row)
+        for _ in range(100):
+            with self._session() as s:
+                run_id = s.scalar(
+                    select(RunRow.id).where(RunRow.status == QUEUED).order_by(RunRow.id).limit(1)
+                )
+            if run_id is None:
+                return None
+            if self.claim(run_id, worker, now=now):
+                return self.get_run(run_id)
+        return None  # pragma: no cover - 100 lost races in a row
+
+    def claim(self, run_id: str, worker: str, *, now: dt.datetime) -> bool:
+        """Claim one given queued run (compare-and-set); False when it is not queued any more."""
+        with self._session.begin() as s:
+            result = s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == QUEUED)
+                .values(
+                    status=RUNNING,
+                    stage="claimed",
+                    claimed_by=worker,
+                    heartbeat_at=now,
+                    started_at=now,
+                    claims=RunRow.claims + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def update_claimed(self, run_id: str, worker: str, **fields: Any) -> bool:
+        """Update a running run only while ``worker`` still holds it; False if the claim is lost
+        (the run was failed as interrupted by a sweep, or re-queued)."""
+        with self._session.begin() as s:
+            result = s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == RUNNING, RunRow.claimed_by == worker)
+                .values(**fields)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def requeue(self, run_id: str, worker: str) -> bool:
+        """Give a claimed run back to the queue (a worker told to stop fast)."""
+        return self.update_claimed(
+            run_id,
+            worker,
+            status=QUEUED,
+            stage="queued",
+            progress=0,
+            claimed_by=None,
+            heartbeat_at=None,
+            started_at=None,
+        )
+
+    def fail_stale(self, *, before: dt.datetime, now: dt.datetime) -> list[str]:
+        """Fail running runs whose last heartbeat is older than ``before``: their worker is gone.
+
+        A run without any heartbeat (started by an older version) counts from its start.
+        """
+        last_seen = func.coalesce(RunRow.heartbeat_at, RunRow.started_at, RunRow.created_at)
+        with self._session() as s:
+            candidates = s.scalars(
+                select(RunRow.id).where(RunRow.status == RUNNING, last_seen < before)
+            ).all()
+        failed = []
+        for run_id in candidates:
+            with self._session.begin() as s:
+                row = s.get(RunRow, run_id)
+                stage = row.stage if row is not None else "?"
+                result = s.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.status == RUNNING, last_seen < before)
+                    .values(
+                        status=FAILED,
+                        error_code="interrupted",
+                        error_message=(
+                            f"The run was interrupted at stage '{stage}' (its worker stopped "
+                            "sending heartbeats). Start it again with reproduce or a new run."
+                        ),
+                        finished_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    failed.append(run_id)
+        return failed
+
     def mark_interrupted(self, *, now: dt.datetime) -> list[str]:
         """Mark every queued or running run failed: its process is gone (call at start-up)."""
         with self._session.begin() as s:
@@ -302,6 +436,15 @@ class MetadataStore:
                 )
                 row.finished_at = now
             return [r.id for r in rows]
+
+
+def _set_claim(row: RunRow, worker: str, now: dt.datetime) -> None:
+    row.status = RUNNING
+    row.stage = "claimed"
+    row.claimed_by = worker
+    row.heartbeat_at = now
+    row.started_at = now
+    row.claims = (row.claims or 0) + 1
 
 
 def _safe_url(url: str) -> str:
