@@ -3,29 +3,29 @@
 Usage:
     python bench/simulate.py [--customers 2000 1000000] [--requests 300] [--json]
 
-Creates a run per size (data cached under bench/.cache/), serves the app with uvicorn on a free
-local port and times requests from an HTTP client with keep-alive: a single-lever scenario
-without Monte Carlo, then with 2,000 and 10,000 draws. Figures are printed, never asserted.
+Creates a run per size (data cached under bench/.cache/), serves the app with `sistack serve` in
+its own process on a free local port and times requests from an HTTP client with keep-alive: a
+single-lever scenario without Monte Carlo, then with 2,000 and 10,000 draws. Figures are
+printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import data_file
-from sistack.api.app import create_app
 from sistack.config import Settings
 from sistack.service.runs import RunService
 
@@ -52,6 +52,18 @@ def make_run(settings: Settings, customers: int) -> str:
     return run.id
 
 
+def wait_ready(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -67,13 +79,14 @@ def main() -> None:
         settings = Settings(home=Path(home))
         runs = {n: make_run(settings, n) for n in args.customers}
         port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        env = {**os.environ, "SISTACK_HOME": home}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "sistack.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
+        wait_ready(port)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 for n, run_id in runs.items():
@@ -108,8 +121,8 @@ def main() -> None:
                             f"   p99 {row['p99_ms']:>7.2f} ms"
                         )
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+            server.terminate()
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
