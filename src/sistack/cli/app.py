@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,7 +20,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sistack.config import Settings
 from sistack.errors import InputError, SistackError
-from sistack.service.runs import RunService
+
+if TYPE_CHECKING:
+    from sistack.service.runs import RunService
 
 app = typer.Typer(
     help="Strategic Intelligence Stack: segment customers and explain the segments.",
@@ -39,6 +41,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on
 
 @contextmanager
 def open_service() -> Iterator[RunService]:
+    # Imported here: the service pulls in scikit-learn and SciPy, which `sistack --help` and
+    # argument errors should not wait for.
+    from sistack.service.runs import RunService
+
     svc = RunService(Settings())
     try:
         yield svc

@@ -6,7 +6,6 @@ import typer
 from rich.markup import escape
 
 from sistack.cli.app import JsonFlag, app, emit, guard, open_service, out
-from sistack.service.doctor import diagnose
 
 
 @app.command()
@@ -17,6 +16,8 @@ def doctor(as_json: JsonFlag = False) -> None:
     Exit code 0 when everything is intact, 1 when anything is missing, changed or left over.
     """
     with open_service() as svc:
+        from sistack.service.doctor import diagnose
+
         report = diagnose(svc.store, svc.artifacts)
     if as_json:
         emit(report.to_dict())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
@@ -27,8 +27,9 @@ from sistack.config import Settings
 from sistack.errors import SERVER_SIDE_CODES, InputError
 from sistack.io.exports import profiles_frame, write_frame, write_json
 from sistack.io.store.metadata import STATUSES, SUCCEEDED, RunRecord
-from sistack.service.exports import ExportService
-from sistack.service.runs import RunService
+
+if TYPE_CHECKING:
+    from sistack.service.runs import RunService
 
 
 def _segments_table(record: RunRecord) -> Table:
@@ -357,6 +358,8 @@ def export(
                     code="unsupported_export_format",
                     details={"allowed": [suffix]},
                 )
+            from sistack.service.exports import ExportService
+
             ExportService(svc).copy_to(run_id, DOCUMENTS[what], output)
         else:
             raise InputError(

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from sistack.cli.app import JsonFlag, app, emit, guard, open_service, out, read_json_object
 from sistack.errors import InputError
-from sistack.service.simulation import SimulationService
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -43,7 +42,9 @@ def _outcome_table(result: dict[str, Any]) -> Table:
 @guard
 def levers(as_json: JsonFlag = False) -> None:
     """List the simulation levers and their parameters."""
-    catalogue = SimulationService.levers()
+    from sistack.domain.simulation import lever_catalogue
+
+    catalogue = lever_catalogue()
     if as_json:
         emit({"levers": catalogue})
         return
@@ -63,6 +64,8 @@ def simulate(
     """What if: apply a scenario's levers to a run's segments (nothing is refitted or saved)."""
     body = _read_json(scenario)
     with open_service() as svc:
+        from sistack.service.simulation import SimulationService
+
         result = SimulationService(svc).simulate(run_id, body, sensitivity=sensitivity)
     if as_json:
         emit(result)
@@ -93,6 +96,8 @@ def optimize(
     if not budget > 0:
         raise InputError("--budget must be positive.", code="invalid_option")
     with open_service() as svc:
+        from sistack.service.simulation import SimulationService
+
         result = SimulationService(svc).optimize(
             run_id,
             total_budget=budget,

@@ -20,9 +20,6 @@ import typer
 
 from sistack.cli.app import app, err, guard
 from sistack.config import Settings
-from sistack.service.jobs import Worker
-from sistack.service.queue import RunIdFilter
-from sistack.service.runs import RunService
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is logged.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -56,6 +53,8 @@ class TextFormatter(logging.Formatter):
 def configure_logging(fmt: str) -> None:
     """Send ``sistack.*`` logs to stderr as JSON lines or text (``SISTACK_LOG_FORMAT``)."""
     handler = logging.StreamHandler(sys.stderr)
+    from sistack.service.queue import RunIdFilter
+
     handler.addFilter(RunIdFilter())
     handler.setFormatter(
         JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(message)s")
@@ -78,6 +77,9 @@ def worker(
     """Claim and execute queued runs (SISTACK_EXECUTION=queue); stop with SIGTERM or Ctrl-C."""
     settings = Settings()
     configure_logging(settings.log_format)
+    from sistack.service.jobs import Worker
+    from sistack.service.runs import RunService
+
     service = RunService(settings)
     loop = Worker(service, poll=poll)
 
