@@ -10,8 +10,10 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from sistack.errors import InputError
+from sistack.service.exports import ExportService
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService
+from sistack.service.simulation import SimulationService
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -31,6 +33,14 @@ UPLOAD_BODY = {
 
 def service(request: Request) -> RunService:
     return request.app.state.service
+
+
+def simulation(request: Request) -> SimulationService:
+    return request.app.state.simulation
+
+
+def exports(request: Request) -> ExportService:
+    return request.app.state.exports
 
 
 def jobs(request: Request) -> JobRunner:

@@ -40,6 +40,7 @@ def worker_id() -> str:
 
 
 def utcnow() -> dt.datetime:
+    """Wall-clock time for metadata only (claims, heartbeats, created/finished); never results."""
     return dt.datetime.now(dt.UTC)
 
 

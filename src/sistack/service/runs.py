@@ -6,7 +6,6 @@ to a staging directory that is renamed into place, then the metadata row is mark
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import platform
 import re
@@ -45,7 +44,7 @@ from sistack.io.store.metadata import (
     RunRecord,
 )
 from sistack.service.pipeline import PipelineResult, RunConfig, prepare, run_pipeline
-from sistack.service.queue import Heartbeat, worker_id
+from sistack.service.queue import Heartbeat, utcnow, worker_id
 
 log = logging.getLogger("sistack.runs")
 
@@ -62,9 +61,7 @@ COMPARED = (
 UPLOAD_NAME = "upload.bin"
 
 
-def now() -> dt.datetime:
-    """Wall-clock time for metadata only (created/started/finished); never used in results."""
-    return dt.datetime.now(dt.UTC)
+now = utcnow  # the one clock of the service layer (metadata timestamps only)
 
 
 _last_id = [0]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
+from sistack.api.deps import exports
 from sistack.api.schemas import error_responses
 from sistack.service.exports import REGISTRY, ExportService
 
 router = APIRouter(prefix="/api/v1/runs", tags=["exports"])
-
-
-def exports(request: Request) -> ExportService:
-    return request.app.state.exports
 
 
 @router.get(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 from typing import Literal
 
-import polars as pl
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from sistack.api.deps import UPLOAD_BODY, jobs, receive_upload, service
+from sistack.api.deps import UPLOAD_BODY, exports, jobs, receive_upload, service
 from sistack.api.schemas import (
     AssignmentsPage,
     ReproduceOut,
@@ -21,6 +20,7 @@ from sistack.api.schemas import (
     error_responses,
 )
 from sistack.io.exports import neutralise
+from sistack.service.exports import ExportService
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService
 
@@ -111,6 +111,7 @@ def get_assignments(
     limit: int = Query(default=100, ge=1, le=10_000),
     format: Literal["json", "csv", "parquet"] = "json",
     svc: RunService = Depends(service),
+    cached: ExportService = Depends(exports),
 ) -> Response | AssignmentsPage:
     """A page of customer assignments as JSON, or the whole file with ``format=csv|parquet``."""
     if format == "parquet":
@@ -120,13 +121,9 @@ def get_assignments(
             filename=f"{run_id}-assignments.parquet",
         )
     if format == "csv":
-        # The whole file: a slice length past polars' index size (u32 on some builds) overflows.
-        frame = pl.read_parquet(svc.assignments_path(run_id))
-        return Response(
-            neutralise(frame).write_csv(),
-            media_type="text/csv",
-            headers={"content-disposition": f'attachment; filename="{run_id}-assignments.csv"'},
-        )
+        # The same cached, streamed (and formula-neutralised) file as /exports/assignments.csv.
+        export = cached.export(run_id, "assignments.csv")
+        return FileResponse(export.path, media_type=export.media_type, filename=export.filename)
     frame, total = svc.assignments_page(run_id, offset=offset, limit=limit)
     return AssignmentsPage(
         run_id=run_id, items=frame.to_dicts(), total=total, limit=limit, offset=offset

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from sistack.api.deps import simulation
 from sistack.api.schemas import error_responses
 from sistack.domain.simulation import EconomicSettings, Scenario
 from sistack.io.store.metadata import ScenarioRecord
@@ -15,10 +16,6 @@ from sistack.service.simulation import MAX_COMPARED, SimulationService
 
 router = APIRouter(tags=["simulation"])
 ERRORS = error_responses(404, 409, 422)
-
-
-def simulation(request: Request) -> SimulationService:
-    return request.app.state.simulation
 
 
 class ScenarioSave(BaseModel):
