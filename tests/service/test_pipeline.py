@@ -42,6 +42,11 @@ def test_transactions_pipeline_recovers_segments():
     assert joined.height == 1500
     ari = adjusted_rand_score(joined.get_column("true_segment"), joined.get_column("segment"))
     assert ari >= 0.8
+    overall = result.insights.overall
+    assert overall["value_basis"] == "bgnbd_gamma_gamma"
+    fitted = overall["value_model"]["bgnbd"]
+    assert all(fitted[p] > 0 for p in ("r", "alpha", "a", "b"))
+    assert fitted["n"] == 1500
 
 
 def test_revenue_order_and_profile_sums():

@@ -249,7 +249,6 @@ def run_pipeline(
         shape=mapping.shape,
         reference_date=customers.reference_date,
         seed=config.seed,
-        model_features=names,
         response_sample=config.response_sample,
         response_fit=response_fit.result(),
     )

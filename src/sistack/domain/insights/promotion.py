@@ -65,7 +65,6 @@ def response_insights(
     segment: np.ndarray,
     segments: list[int],
     *,
-    model_features: list[str],
     seed: int,
     max_rows: int = 20_000,
     fitted: Fitted | None = None,

@@ -77,7 +77,6 @@ def build_insights(
     shape: str,
     reference_date: dt.date | None,
     seed: int,
-    model_features: list[str],
     response_sample: int = 20_000,
     response_fit: promotion.Fitted | None = None,
 ) -> Insights:
@@ -105,12 +104,11 @@ def build_insights(
         table,
         segment,
         seg_ids,
-        model_features=model_features,
         seed=seed,
         max_rows=response_sample,
         fitted=response_fit,
     )
-    val = value.value_insights(features, table, segment, seg_ids, shape=shape, seed=seed)
+    val = value.value_insights(features, segment, seg_ids, shape=shape, seed=seed)
     people = {p.segment: p for p in personas.build_personas(profiles, stds)}
 
     all_actions: list[actions_mod.Action] = []
@@ -173,6 +171,7 @@ def build_insights(
         "revenue_exposed": risk[0].revenue_exposed if risk else None,
         "value_total": val.total,
         "value_basis": val.basis,
+        "value_model": val.params,  # fitted BG/NBD and Gamma-Gamma parameters, when used
         "reference_date": reference_date.isoformat() if reference_date else None,
         "discount": asdict(risk[0]) if risk else None,
         "channels": asdict(mix[0]) if 0 in mix else None,

@@ -70,7 +70,6 @@ def _probabilistic(features: pl.DataFrame, seed: int) -> tuple[np.ndarray, dict[
 
 def value_insights(
     features: pl.DataFrame,
-    table: pl.DataFrame,
     segment: np.ndarray,
     segments: list[int],
     *,
