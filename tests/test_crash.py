@@ -111,8 +111,9 @@ def test_kill_9_in_the_middle_of_a_run(tmp_path: Path) -> None:
         assert wait_for(client, completed, lambda r: r["status"] in done)["status"] == ("succeeded")
         manifest = client.get(f"{API}/runs/{completed}/manifest").json()
         interrupted = upload_and_run(client, big)
-        seen = wait_for(client, interrupted, lambda r: r["status"] != "queued")
-        assert (seen["status"], seen["progress"] > 0) == ("running", True), seen
+        # "running" at progress 0 is the moment the job is claimed; wait until a stage has begun.
+        seen = wait_for(client, interrupted, lambda r: r["status"] != "queued" and r["progress"] > 0)
+        assert seen["status"] == "running", seen
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL
     # What a crash in the write stage leaves behind: a staging directory of the dead run.
