@@ -11,6 +11,7 @@ from sistack import __version__, web
 from sistack.api import errors
 from sistack.api.limits import BodyLimitMiddleware
 from sistack.api.routes import datasets, exports, health, insights, runs, simulation, system
+from sistack.api.schemas import error_responses
 from sistack.config import Settings
 from sistack.service.exports import ExportService
 from sistack.service.jobs import JobRunner
@@ -49,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Customer segmentation and decision intelligence. Errors always come as "
         '`{"error": {"code", "message", "details"}}`.',
         lifespan=lifespan,
+        # Any route can meet a storage failure (database down, damaged artifact): documented
+        # once for all of them.
+        responses=error_responses(503),
     )
     errors.install(app)
     app.include_router(system.router)
