@@ -77,6 +77,8 @@ SERVER_SIDE_CODES = frozenset(
         "internal_error",
         "storage_error",
         "artifact_root_unwritable",
+        "artifact_corrupt",
+        "disk_full",
         "run_exists",
         "database_unavailable",
         "export_unavailable",

@@ -8,6 +8,7 @@ request are validated before any path is built.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -127,8 +128,15 @@ class ArtifactStore:
                 raise StorageError(f"Run directory {final} already exists.", code="run_exists")
             os.replace(tmp, final)
             _fsync_dir(self.root)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if _out_of_space(exc):
+                raise StorageError(
+                    f"The disk holding the artifact root {self.root} is full; the run's files "
+                    "were removed and nothing was kept. Free some space (or point "
+                    "SISTACK_ARTIFACT_ROOT at a larger disk) and start the run again.",
+                    code="disk_full",
+                ) from exc
             raise
 
     def delete(self, run_id: str) -> None:
@@ -150,6 +158,17 @@ class ArtifactStore:
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
         return removed
+
+
+# ENOSPC and EDQUOT; Polars reports them inside its own exception's message ("os error 28").
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_TEXT = (*(f"os error {code})" for code in _NO_SPACE), "No space left on device")
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return True
+    return any(text in str(exc) for text in _NO_SPACE_TEXT)
 
 
 def _recorded_sha256(manifest: Any, name: str) -> str | None:
