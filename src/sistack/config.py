@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_cell_chars: int = 1_000_000
     max_xlsx_uncompressed_bytes: int = 4 * 1024**3
     max_xlsx_ratio: int = 200
+    # Files read into memory at once by one process (uploads being inspected, scoring); more
+    # wait their turn, so memory stays bounded however many uploads arrive together.
+    concurrent_reads: int = Field(default=2, ge=1)
 
     # Segmentation defaults.
     k_min: int = 2
@@ -47,6 +50,12 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     heartbeat_timeout: float = Field(default=60.0, gt=0)  # older heartbeat => run interrupted
     log_format: Literal["text", "json"] = "text"
+
+    # Access control (see service/auth.py). The web session cookie is signed with
+    # ``session_secret``; without one, a secret is generated once into <home>/session.key (0600).
+    session_secret: SecretStr | None = None
+    session_max_age: int = Field(default=12 * 3600, gt=0)  # seconds a web login lasts
+    session_https_only: bool = False  # set behind HTTPS: the cookie is then never sent in clear
 
     @property
     def db_url(self) -> str:
