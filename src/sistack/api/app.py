@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
 
 from sistack import __version__, web
 from sistack.api import errors
 from sistack.api.limits import BodyLimitMiddleware
 from sistack.api.routes import datasets, exports, health, insights, runs, simulation, system
 from sistack.api.schemas import error_responses
+from sistack.api.security import AccessMiddleware, SecurityHeadersMiddleware
 from sistack.config import Settings
+from sistack.service.auth import session_secret
 from sistack.service.exports import ExportService
 from sistack.service.jobs import JobRunner
 from sistack.service.queue import sweep_stale
@@ -64,4 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     web.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    # Outermost last: security headers on every answer, then the signed session cookie the
+    # access checks read (keys, roles, CSRF), then the body limit.
+    app.add_middleware(AccessMiddleware)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie="sistack_session",
+        max_age=settings.session_max_age,
+        same_site="lax",
+        https_only=settings.session_https_only,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

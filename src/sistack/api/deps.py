@@ -1,4 +1,9 @@
-"""Dependencies: the service and the job runner live on the application state."""
+"""Dependencies: the services, scoped to the caller's workspace, and the job runner.
+
+The services on the application state see every workspace; each request gets a view of them
+limited to its principal's workspace (set by :class:`~sistack.api.security.AccessMiddleware`),
+so a route cannot reach another workspace's data even by accident.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from sistack.errors import InputError
+from sistack.service.auth import AuthError, Principal
 from sistack.service.exports import ExportService
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService
@@ -31,16 +37,33 @@ UPLOAD_BODY = {
 }
 
 
+def principal(request: Request) -> Principal:
+    """Who the request acts for; refused when the access middleware did not identify anyone."""
+    found = request.scope.get("state", {}).get("principal")
+    if not isinstance(found, Principal):
+        raise AuthError("This request is not authenticated.", code="auth_required")
+    return found
+
+
 def service(request: Request) -> RunService:
-    return request.app.state.service
+    svc: RunService = request.app.state.service
+    return svc.scoped(principal(request).workspace)
+
+
+def runtime(request: Request) -> RunService:
+    """The unscoped service, for what concerns the process and no workspace (readiness)."""
+    svc: RunService = request.app.state.service
+    return svc
 
 
 def simulation(request: Request) -> SimulationService:
-    return request.app.state.simulation
+    sim: SimulationService = request.app.state.simulation
+    return sim.scoped(principal(request).workspace)
 
 
 def exports(request: Request) -> ExportService:
-    return request.app.state.exports
+    cached: ExportService = request.app.state.exports
+    return cached.scoped(principal(request).workspace)
 
 
 def jobs(request: Request) -> JobRunner:

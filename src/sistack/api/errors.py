@@ -67,6 +67,20 @@ def install(app: FastAPI) -> None:
         )
 
 
+UNAUTHORIZED = (
+    "No API key (`auth_required`), or an unknown or revoked one (`invalid_key`); only while "
+    "API keys exist (without any, the server is in local mode)"
+)
+FORBIDDEN = (
+    "A read-only key on a route that changes state (`read_only_key`), or a browser request "
+    "without the session's CSRF token (`csrf_failed`)"
+)
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "`sistack keys create`"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
 def document_errors(app: FastAPI) -> None:
     """Make the OpenAPI document say what the edge really answers.
 
@@ -85,9 +99,17 @@ def document_errors(app: FastAPI) -> None:
         components.update(refs.pop("$defs", {}))
         components["ErrorResponse"] = refs
         error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
-        for item in schema.get("paths", {}).values():
-            for operation in item.values():
+        schema["components"]["securitySchemes"] = SECURITY_SCHEMES
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
                 responses = operation.setdefault("responses", {})
+                if path.startswith("/api/"):
+                    # Access control (api/security.py) answers before any route, once keys exist.
+                    responses.setdefault("401", {"description": UNAUTHORIZED, "content": error})
+                    # Either header; ``{}``: none needed in local mode. (Swagger UI's Authorize.)
+                    operation.setdefault("security", [{"bearer": []}, {"apiKeyHeader": []}, {}])
+                    if method.upper() not in ("GET", "HEAD", "OPTIONS"):
+                        responses.setdefault("403", {"description": FORBIDDEN, "content": error})
                 if "422" in responses:
                     responses["422"] = {"description": "Invalid request", "content": error}
                 if "requestBody" in operation and "413" not in responses:

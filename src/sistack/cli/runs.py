@@ -222,27 +222,38 @@ def run(
 @guard
 def runs_list(
     status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Only this workspace (default: every workspace).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Page size.", min=1)] = 20,
     offset: Annotated[int, typer.Option(help="Skip this many.", min=0)] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs of every workspace, newest first (the local CLI is the administrator)."""
     if status is not None and status not in STATUSES:
         raise InputError(
             f"Unknown status '{status}': use one of {', '.join(STATUSES)}.", code="invalid_option"
         )
     with open_service() as svc:
+        if workspace is not None:
+            svc = svc.scoped(workspace)
         items, total = svc.list_runs(status=status, limit=limit, offset=offset)
     if as_json:
-        emit({"total": total, "items": [_run_json(r) | {"name": r.name} for r in items]})
+        emit(
+            {
+                "total": total,
+                "items": [_run_json(r) | {"name": r.name, "workspace": r.workspace} for r in items],
+            }
+        )
         return
     table = Table(title=f"{total} runs")
-    for col in ("id", "name", "status", "customers", "k", "created"):
+    for col in ("id", "name", "workspace", "status", "customers", "k", "created"):
         table.add_column(col)
     for r in items:
         table.add_row(
             r.id,
             r.name,
+            r.workspace,
             r.status,
             f"{r.n_customers or 0:,}",
             str(r.k or ""),
@@ -389,10 +400,20 @@ def serve(
     import uvicorn
 
     from sistack.api.app import create_app
+    from sistack.io.store.metadata import MetadataStore
+    from sistack.service.auth import KeyService, bind_decision
 
     settings = Settings()
     bind_host, bind_port = host or settings.host, port or settings.port
     processes = workers or settings.workers
+    store = MetadataStore(settings.db_url)
+    try:
+        keys_enabled = KeyService(store).enabled()
+    finally:
+        store.close()
+    refused = bind_decision(bind_host, keys_enabled=keys_enabled)
+    if refused:
+        raise InputError(refused, code="no_keys_for_public_bind")
     if processes > 1 and settings.execution != "queue":
         raise InputError(
             f"--workers {processes} needs SISTACK_EXECUTION=queue (and 'sistack worker' "
@@ -404,6 +425,13 @@ def serve(
         f"Serving on http://{bind_host}:{bind_port}  (API docs: /docs, {processes} process(es), "
         f"{settings.execution} execution)"
     )
+    if keys_enabled:
+        err.print("API keys exist: every API call needs a key, the web UI a login (/login).")
+    else:
+        err.print(
+            "[yellow]Local mode: no API key exists, so there is no authentication; listening "
+            "on this machine only.[/] Create a key with `sistack keys create` to serve others."
+        )
     if processes == 1:
         uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
     else:

@@ -12,6 +12,7 @@ into a path, and a new format is one :func:`register` call.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -116,6 +117,14 @@ class ExportService:
         self.root = runs.settings.exports_dir
         self._locks: dict[Path, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+
+    def scoped(self, workspace: str) -> ExportService:
+        """This service limited to one workspace (see :meth:`RunService.scoped`); the cached
+        files and their locks are shared, and served only after the run is found there."""
+        view = copy.copy(self)
+        view.simulation = self.simulation.scoped(workspace)
+        view.runs = view.simulation.runs
+        return view
 
     @staticmethod
     def names() -> list[str]:

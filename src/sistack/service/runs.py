@@ -6,6 +6,7 @@ to a staging directory that is renamed into place, then the metadata row is mark
 
 from __future__ import annotations
 
+import copy
 import logging
 import platform
 import re
@@ -35,6 +36,7 @@ from sistack.errors import Conflict, InputError, NotFound, SistackError
 from sistack.io.readers import RawTable, ReadLimits, ReadWarning, read_table
 from sistack.io.store.artifacts import ArtifactStore, dump_json, sha256_file, valid_id
 from sistack.io.store.metadata import (
+    DEFAULT_WORKSPACE,
     FAILED,
     QUEUED,
     RUNNING,
@@ -138,6 +140,23 @@ class RunService:
         self.limits = ReadLimits.from_settings(settings)
         # Who claims runs this process executes itself (CLI runs, inline jobs, reproduce).
         self.worker_id = worker_id()
+        # None: every workspace (the CLI, workers, background jobs); see ``scoped``.
+        self.workspace: str | None = None
+
+    def scoped(self, workspace: str) -> RunService:
+        """A view of this service limited to one workspace (an API key's, a web session's).
+
+        It shares the store, the artifacts and every cache; a dataset, run or scenario of
+        another workspace is answered exactly like an id that does not exist.
+        """
+        view = copy.copy(self)
+        view.workspace = workspace
+        return view
+
+    @property
+    def owner(self) -> str:
+        """The workspace new datasets of this view belong to."""
+        return self.workspace or DEFAULT_WORKSPACE
 
     def close(self) -> None:
         self.store.close()
@@ -186,6 +205,7 @@ class RunService:
             n_columns=inspection.raw.frame.width,
             info=info,
             created_at=now(),
+            workspace=self.owner,
         )
         self.store.add_dataset(record)
         return record, inspection
@@ -215,7 +235,11 @@ class RunService:
         ``hold`` creates the run already claimed by this process (the caller executes it at
         once), so a queue worker polling the same database cannot take it first.
         """
-        dataset = self.store.get_dataset(dataset_id) if valid_id(dataset_id) else None
+        dataset = (
+            self.store.get_dataset(dataset_id, workspace=self.workspace)
+            if valid_id(dataset_id)
+            else None
+        )
         if dataset is None:
             raise NotFound(f"Dataset '{dataset_id[:40]}' does not exist.", code="dataset_not_found")
         columns = dataset.info["columns"]
@@ -245,6 +269,7 @@ class RunService:
             claimed_by=self.worker_id if hold else None,
             heartbeat_at=created if hold else None,
             claims=1 if hold else 0,
+            workspace=dataset.workspace,
         )
         self.store.add_run(record)
         return record
@@ -481,7 +506,7 @@ class RunService:
     def get_run(self, run_id: str) -> RunRecord:
         if not valid_id(run_id):
             raise NotFound(f"Run '{run_id[:40]}' does not exist.", code="run_not_found")
-        return self.store.get_run(run_id)
+        return self.store.get_run(run_id, workspace=self.workspace)
 
     def finished(self, run_id: str) -> RunRecord:
         record = self.get_run(run_id)
@@ -494,6 +519,9 @@ class RunService:
         return record
 
     def list_runs(self, **filters: Any) -> tuple[list[RunRecord], int]:
+        """A page of runs, newest first; a scoped view lists its own workspace only."""
+        if self.workspace is not None:
+            filters["workspace"] = self.workspace
         return self.store.list_runs(**filters)
 
     def delete_run(self, run_id: str) -> None:

@@ -7,6 +7,7 @@ a customer-level artifact, and never refits: the baseline of a run is built once
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -54,12 +55,21 @@ class SimulationService:
         self._cache: OrderedDict[str, Baseline] = OrderedDict()
         self._lock = threading.Lock()
 
+    def scoped(self, workspace: str) -> SimulationService:
+        """This service limited to one workspace (see :meth:`RunService.scoped`); the baseline
+        cache is shared, and checked only after the run is found in the workspace."""
+        view = copy.copy(self)
+        view.runs = self.runs.scoped(workspace)
+        return view
+
     @staticmethod
     def levers() -> list[dict[str, Any]]:
         return lever_catalogue()
 
     def baseline(self, run_id: str) -> Baseline:
         """The run's per-segment baseline (built from its documents once, then cached)."""
+        if self.runs.workspace is not None:
+            self.runs.get_run(run_id)  # not found unless the run is in this workspace
         with self._lock:
             cached = self._cache.get(run_id)
             if cached is not None:
@@ -104,21 +114,22 @@ class SimulationService:
             name=name,
             body=scenario.model_dump(mode="json", exclude_none=True),
             created_at=now(),
+            workspace=self.runs.get_run(run_id).workspace,
         )
         self.runs.store.add_scenario(record)
         return record
 
     def saved(self, run_id: str) -> list[ScenarioRecord]:
         self.runs.finished(run_id)
-        return self.runs.store.list_scenarios(run_id)
+        return self.runs.store.list_scenarios(run_id, workspace=self.runs.workspace)
 
     def get(self, run_id: str, scenario_id: str) -> ScenarioRecord:
         self.runs.finished(run_id)
-        return self.runs.store.get_scenario(run_id, scenario_id)
+        return self.runs.store.get_scenario(run_id, scenario_id, workspace=self.runs.workspace)
 
     def delete(self, run_id: str, scenario_id: str) -> None:
         self.runs.finished(run_id)
-        self.runs.store.delete_scenario(run_id, scenario_id)
+        self.runs.store.delete_scenario(run_id, scenario_id, workspace=self.runs.workspace)
 
     def compare(self, run_id: str, scenario_ids: list[str]) -> dict[str, Any]:
         """Up to four saved scenarios side by side (each simulated on this run)."""

@@ -18,7 +18,12 @@ page                           JSON twin
 /runs/{id}/quality             GET /api/v1/runs/{id}/quality, /manifest
 /runs/{id}/exports             GET /api/v1/runs/{id}/exports/manifest.json (links to each export)
 /runs/{id}/report              the document GET /api/v1/runs/{id}/exports/report.pdf prints
+/login                         (no twin: pastes an API key, opens a signed session)
 =============================  ====================================================
+
+While API keys exist, every page needs a session (``/login``; see :mod:`sistack.api.security`)
+and shows only the data of its key's workspace. The pages' scripts send the session's CSRF token
+(``<meta name="csrf-token">``) in ``X-CSRF-Token`` with every request that changes state.
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from sistack.web.pages import analysis, assets, home, run
+from sistack.web.pages import analysis, assets, home, login, run
 from sistack.web.templating import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for module in (home, run, analysis, assets):
+for module in (home, run, analysis, assets, login):
     router.include_router(module.router)
 
 

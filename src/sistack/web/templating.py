@@ -16,8 +16,10 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from sistack import __version__
+from sistack.api.security import csrf_token
 from sistack.errors import SistackError
 from sistack.io.exports.report import add_filters
+from sistack.service.auth import Principal
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -42,6 +44,18 @@ def json_script(value: Any) -> Markup:
     return Markup(text)
 
 
+def page_csrf_token(request: Request) -> str:
+    """The session's CSRF token for the page's forms and scripts ('' without a session)."""
+    session = request.scope.get("session")
+    return csrf_token(session) if session is not None else ""
+
+
+def page_principal(request: Request) -> Principal | None:
+    """Who the page is shown to (None on public pages such as /login)."""
+    found = request.scope.get("state", {}).get("principal")
+    return found if isinstance(found, Principal) else None
+
+
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
     env = templates.env
@@ -49,6 +63,8 @@ def _templates() -> Jinja2Templates:
     env.filters["datetime"] = fmt_datetime
     env.filters["json_script"] = json_script
     env.globals["version"] = __version__
+    env.globals["csrf_token"] = page_csrf_token
+    env.globals["principal_of"] = page_principal
     env.undefined = jinja2.StrictUndefined
     return templates
 

@@ -8,6 +8,7 @@ a dashboard request reads two small JSON documents and nothing else.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from sistack.api.deps import principal
 from sistack.api.schemas import RunOut
 from sistack.io.exports.charts import run_charts, segment_colors, share_chart
 from sistack.io.exports.report import read_projection_sample, render_report_html, report_svgs
@@ -82,6 +84,15 @@ class WebViews:
         self.exports = exports
         self._cache = _Cache(CACHED_RUNS * 3)
 
+    def scoped(self, workspace: str) -> WebViews:
+        """These views limited to one workspace; the per-run cache is shared and read only
+        after the run was found in the workspace."""
+        view = copy.copy(self)
+        view.exports = self.exports.scoped(workspace)
+        view.simulation = view.exports.simulation
+        view.runs = view.simulation.runs
+        return view
+
     def run(self, run_id: str) -> RunOut:
         return RunOut.of(self.runs.get_run(run_id))
 
@@ -119,6 +130,9 @@ class WebViews:
 
     def comparison(self, run_id: str, other_id: str) -> dict[str, Any]:
         """``GET /api/v1/runs/{run_id}/compare/{other_id}``, kept: both runs are immutable."""
+        self.runs.finished(run_id)
+        if other_id != "parent":
+            self.runs.finished(other_id)  # both must be in the caller's workspace
         return self._cache.get(
             (run_id, f"compare:{other_id}"), lambda: self.runs.compare(run_id, other_id)
         )
@@ -150,12 +164,13 @@ class WebViews:
 
 
 def views(request: Request) -> WebViews:
-    """The app's :class:`WebViews`, made on first use from the services the API uses."""
+    """The app's :class:`WebViews` (made on first use from the services the API uses), limited
+    to the workspace of the request's principal."""
     state = request.app.state
     found: WebViews | None = getattr(state, "web_views", None)
     if found is None:
         found = state.web_views = WebViews(state.service, state.simulation, state.exports)
-    return found
+    return found.scoped(principal(request).workspace)
 
 
 # Pixels around a chart's plotting area (axes, legends, titles), measured in Chromium; a chart

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from sistack.api.deps import service
+from sistack.api.deps import runtime
 from sistack.service.queue import readiness
 from sistack.service.runs import RunService
 
@@ -27,7 +27,7 @@ class Ready(BaseModel):
 
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
-def ready(svc: RunService = Depends(service)) -> JSONResponse:
+def ready(svc: RunService = Depends(runtime)) -> JSONResponse:
     checks = readiness(svc)
     ok = all(value == "ok" for value in checks.values())
     body = Ready(

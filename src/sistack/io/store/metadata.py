@@ -36,6 +36,7 @@ from sistack.errors import NotFound, StorageError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
+DEFAULT_WORKSPACE = "default"
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -72,6 +73,7 @@ class DatasetRow(Base):
     n_columns: Mapped[int] = mapped_column(Integer)
     info: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    workspace: Mapped[str] = mapped_column(String(64), index=True, default=DEFAULT_WORKSPACE)
 
 
 class RunRow(Base):
@@ -98,6 +100,8 @@ class RunRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The workspace of the run's dataset (migration 0004); access is scoped by it.
+    workspace: Mapped[str] = mapped_column(String(64), index=True, default=DEFAULT_WORKSPACE)
 
 
 class ScenarioRow(Base):
@@ -108,6 +112,21 @@ class ScenarioRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    workspace: Mapped[str] = mapped_column(String(64), index=True, default=DEFAULT_WORKSPACE)
+
+
+class ApiKeyRow(Base):
+    """An API key: only the SHA-256 of the whole key is kept, looked up by its public id."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    workspace: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,18 @@ class ScenarioRecord:
     name: str
     body: dict[str, Any]
     created_at: dt.datetime
+    workspace: str = DEFAULT_WORKSPACE
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    key_hash: str
+    name: str
+    workspace: str
+    role: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +162,7 @@ class DatasetRecord:
     n_columns: int
     info: dict[str, Any]
     created_at: dt.datetime
+    workspace: str = DEFAULT_WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -154,6 +186,7 @@ class RunRecord:
     claimed_by: str | None = None
     heartbeat_at: dt.datetime | None = None
     claims: int = 0
+    workspace: str = DEFAULT_WORKSPACE
 
 
 def _record(cls: Any, row: Base) -> Any:
@@ -216,10 +249,11 @@ class MetadataStore:
         with self._session.begin() as s:
             s.add(DatasetRow(**record.__dict__))
 
-    def get_dataset(self, dataset_id: str) -> DatasetRecord:
+    def get_dataset(self, dataset_id: str, *, workspace: str | None = None) -> DatasetRecord:
+        """The dataset; ``workspace`` (None: any) makes another workspace's dataset not found."""
         with self._session() as s:
             row = s.get(DatasetRow, dataset_id)
-            if row is None:
+            if row is None or not _visible(row.workspace, workspace):
                 raise NotFound(f"Dataset '{dataset_id}' does not exist.", code="dataset_not_found")
             return _record(DatasetRecord, row)
 
@@ -228,10 +262,12 @@ class MetadataStore:
         with self._session.begin() as s:
             s.add(RunRow(**record.__dict__))
 
-    def get_run(self, run_id: str) -> RunRecord:
+    def get_run(self, run_id: str, *, workspace: str | None = None) -> RunRecord:
+        """The run; ``workspace`` (None: any) makes another workspace's run not found, with the
+        same error as an id that does not exist (ids of other workspaces do not leak)."""
         with self._session() as s:
             row = s.get(RunRow, run_id)
-            if row is None:
+            if row is None or not _visible(row.workspace, workspace):
                 raise NotFound(f"Run '{run_id}' does not exist.", code="run_not_found")
             return _record(RunRecord, row)
 
@@ -248,11 +284,14 @@ class MetadataStore:
         *,
         status: str | None = None,
         dataset_id: str | None = None,
+        workspace: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[RunRecord], int]:
         """Newest first (ids sort by time); returns a page and the total count."""
         query = select(RunRow)
+        if workspace is not None:
+            query = query.where(RunRow.workspace == workspace)
         if status:
             query = query.where(RunRow.status == status)
         if dataset_id:
@@ -276,32 +315,68 @@ class MetadataStore:
         with self._session.begin() as s:
             s.add(ScenarioRow(**record.__dict__))
 
-    def get_scenario(self, run_id: str, scenario_id: str) -> ScenarioRecord:
+    def get_scenario(
+        self, run_id: str, scenario_id: str, *, workspace: str | None = None
+    ) -> ScenarioRecord:
         with self._session() as s:
             row = s.get(ScenarioRow, scenario_id)
-            if row is None or row.run_id != run_id:
+            if row is None or row.run_id != run_id or not _visible(row.workspace, workspace):
                 raise NotFound(
                     f"Scenario '{scenario_id[:40]}' does not exist for run '{run_id[:40]}'.",
                     code="scenario_not_found",
                 )
             return _record(ScenarioRecord, row)
 
-    def list_scenarios(self, run_id: str) -> list[ScenarioRecord]:
+    def list_scenarios(self, run_id: str, *, workspace: str | None = None) -> list[ScenarioRecord]:
+        query = select(ScenarioRow).where(ScenarioRow.run_id == run_id)
+        if workspace is not None:
+            query = query.where(ScenarioRow.workspace == workspace)
         with self._session() as s:
-            rows = s.scalars(
-                select(ScenarioRow).where(ScenarioRow.run_id == run_id).order_by(ScenarioRow.id)
-            ).all()
+            rows = s.scalars(query.order_by(ScenarioRow.id)).all()
             return [_record(ScenarioRecord, r) for r in rows]
 
-    def delete_scenario(self, run_id: str, scenario_id: str) -> None:
+    def delete_scenario(
+        self, run_id: str, scenario_id: str, *, workspace: str | None = None
+    ) -> None:
         with self._session.begin() as s:
             row = s.get(ScenarioRow, scenario_id)
-            if row is None or row.run_id != run_id:
+            if row is None or row.run_id != run_id or not _visible(row.workspace, workspace):
                 raise NotFound(
                     f"Scenario '{scenario_id[:40]}' does not exist for run '{run_id[:40]}'.",
                     code="scenario_not_found",
                 )
             s.delete(row)
+
+    # API keys ----------------------------------------------------------------------------------
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        with self._session.begin() as s:
+            s.add(ApiKeyRow(**record.__dict__))
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._session() as s:
+            row = s.get(ApiKeyRow, key_id)
+            return None if row is None else _record(ApiKeyRecord, row)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id))
+            return [_record(ApiKeyRecord, r) for r in rows]
+
+    def revoke_api_key(self, key_id: str, *, now: dt.datetime) -> ApiKeyRecord:
+        """Mark a key revoked (kept for the record); revoking twice keeps the first time."""
+        with self._session.begin() as s:
+            row = s.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFound(f"API key '{key_id[:40]}' does not exist.", code="key_not_found")
+            if row.revoked_at is None:
+                row.revoked_at = now
+            return _record(ApiKeyRecord, row)
+
+    def has_active_keys(self) -> bool:
+        """Whether any key is not revoked: the server then requires one on every API call."""
+        with self._session() as s:
+            found = s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1))
+            return found is not None
 
     def ping(self) -> None:
         """Raise ``StorageError`` unless the database answers (readiness probe)."""
@@ -436,6 +511,10 @@ class MetadataStore:
                 )
                 row.finished_at = now
             return [r.id for r in rows]
+
+
+def _visible(owner: str, workspace: str | None) -> bool:
+    return workspace is None or owner == workspace
 
 
 def _set_claim(row: RunRow, worker: str, now: dt.datetime) -> None:

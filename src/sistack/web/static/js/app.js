@@ -6,9 +6,16 @@ const SIS = (() => {
   const DASH = "—";
   const WIDE = 400;
 
+  /** The session's CSRF token (sent with every request that changes state). */
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
   /** Call the API; an error answer becomes an Error carrying the API's own message. */
   async function api(method, url, body, { signal } = {}) {
     const init = { method, headers: { Accept: "application/json" }, signal };
+    if (method !== "GET" && method !== "HEAD") init.headers["X-CSRF-Token"] = csrfToken();
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -121,6 +128,6 @@ const SIS = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", () => renderCharts());
-  return { api, showError, hideError, fmt, debounce, renderCharts, el, setProgress };
+  return { api, csrfToken, showError, hideError, fmt, debounce, renderCharts, el, setProgress };
 })();
 window.SIS = SIS;

@@ -46,6 +46,7 @@
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/v1/datasets" + (shape ? `?shape=${encodeURIComponent(shape)}` : ""));
     xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-CSRF-Token", window.SIS.csrfToken());
     xhr.upload.addEventListener("progress", (e) => {
       if (!e.lengthComputable) return;
       const percent = Math.round((100 * e.loaded) / e.total);
