@@ -575,12 +575,15 @@ def value_by_segment(value: ArrayLike, segment: ArrayLike) -> tuple[SegmentValue
     segments = np.asarray(segment)
     if values.shape != segments.shape or values.ndim != 1:
         raise ValueError("value and segment must be 1-d arrays of the same length")
-    order = np.lexsort((values, segments))
+    # Each group is summed in ascending order of value, so the bits do not depend on the row
+    # order. A stable sort by segment, then a sort of each group's values, gives the same
+    # sequences as one lexsort by (segment, value) at a fraction of its cost.
+    order = np.argsort(segments, kind="stable")
     values, segments = values[order], segments[order]
     ids, starts, counts = np.unique(segments, return_index=True, return_counts=True)
     result = []
     for sid, start, n in zip(ids.tolist(), starts.tolist(), counts.tolist(), strict=True):
-        group = values[start : start + n]
+        group = np.sort(values[start : start + n])
         median, p90 = np.percentile(group, [50.0, 90.0])
         result.append(
             SegmentValue(
