@@ -53,7 +53,7 @@ SUM_COLUMNS = (
 )
 
 
-def _summable(table: pl.DataFrame) -> list[str]:
+def summable(table: pl.DataFrame) -> list[str]:
     return [
         c
         for c in table.columns
@@ -69,6 +69,44 @@ def finite_std(values: np.ndarray) -> float:
     """Standard deviation of the finite values; 0 when fewer than two (no warning, no NaN)."""
     finite = values[np.isfinite(values)]
     return float(finite.std()) if finite.size > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column in segment order, and whether it has missing values (NaN).
+
+    Without NaN the plain reductions are used: they give the same bits as their ``nan*``
+    versions (same values in the same order) without the masked copies.
+    """
+
+    values: np.ndarray
+    has_nan: bool
+
+    def mean(self, part: slice) -> float:
+        values = self.values[part]
+        if values.size == 0:
+            return float("nan")
+        if not self.has_nan:
+            return float(np.sum(values) / values.size)
+        return _nan_stat(np.nanmean, values)
+
+    def median(self, part: slice) -> float:
+        values = self.values[part]
+        if values.size == 0:
+            return float("nan")
+        return float(np.median(values)) if not self.has_nan else _nan_stat(np.nanmedian, values)
+
+    def total(self, part: slice) -> tuple[float, int]:
+        """Sum of the present values and how many are present."""
+        values = self.values[part]
+        if not self.has_nan:
+            return float(np.sum(values)), int(values.size)
+        return float(np.nansum(values)), int(np.count_nonzero(~np.isnan(values)))
+
+
+def _sorted_column(frame: pl.DataFrame, name: str, order: np.ndarray) -> _Column:
+    values = frame.get_column(name).to_numpy().astype(np.float64, copy=False)[order]
+    return _Column(values, bool(np.isnan(values).any()))
 
 
 def _nan_stat(func: Any, values: np.ndarray) -> float:
@@ -97,33 +135,60 @@ def build_profiles(
         centers: scaled centroids (segment order), recorded with the model feature names.
         stability: per-segment bootstrap stability.
     """
-    sums = _summable(table)
+    sums = summable(table)
     if "monetary" not in feature_names:
         raise ValueError("profiles need the 'monetary' feature")
     # numpy on contiguous arrays: pairwise summation gives the same bits however the table was
-    # chunked in memory, which a multi-threaded group-by does not promise.
+    # chunked in memory, which a multi-threaded group-by does not promise. Every column is put
+    # in segment order once (a stable sort, so rows keep their file order within a segment);
+    # each segment is then a contiguous view, and the population is the whole sorted column.
     labels = segments.to_numpy()
     order = np.argsort(labels, kind="stable")
     ids, starts = np.unique(labels[order], return_index=True)
     bounds = [*starts.tolist(), len(labels)]
-    slices: list[tuple[int, np.ndarray]] = [(0, order)] + [
-        (int(i), order[bounds[j] : bounds[j + 1]]) for j, i in enumerate(ids.tolist())
+    slices = [(0, slice(0, len(labels)))] + [
+        (int(i), slice(bounds[j], bounds[j + 1])) for j, i in enumerate(ids.tolist())
     ]
-    feats = {f: features.get_column(f).to_numpy().astype(np.float64) for f in feature_names}
-    extra = {c: table.get_column(c).to_numpy().astype(np.float64) for c in sums}
+    feats = {f: _sorted_column(features, f, order) for f in feature_names}
+    extra = {c: _sorted_column(table, c, order) for c in sums}
     rows = []
-    for seg_id, idx in slices:  # seg_id: int, idx: row positions
-        row: dict[str, Any] = {"segment": seg_id, "__n": len(idx)}
-        row["__revenue"] = float(np.sum(feats["monetary"][idx]))
+    for seg_id, part in slices:
+        row: dict[str, Any] = {"segment": seg_id, "__n": part.stop - part.start}
+        row["__revenue"] = float(np.sum(feats["monetary"].values[part]))
         for f in feature_names:
-            row[f"mean__{f}"] = _nan_stat(np.nanmean, feats[f][idx])
+            row[f"mean__{f}"] = feats[f].mean(part)
         for f in model_features:
-            row[f"median__{f}"] = _nan_stat(np.nanmedian, feats[f][idx])
+            row[f"median__{f}"] = feats[f].median(part)
         for c in sums:
-            values = extra[c][idx]
-            row[f"sum__{c}"] = float(np.nansum(values))
-            row[f"nn__{c}"] = int(np.count_nonzero(~np.isnan(values)))
+            row[f"sum__{c}"], row[f"nn__{c}"] = extra[c].total(part)
         rows.append(row)
+    return profiles_from_rows(
+        rows,
+        feature_names=feature_names,
+        model_features=model_features,
+        sums=sums,
+        centers=centers,
+        stability=stability,
+    )
+
+
+def profiles_from_rows(
+    rows: list[dict[str, Any]],
+    *,
+    feature_names: list[str],
+    model_features: list[str],
+    sums: list[str],
+    centers: list[list[float]] | None = None,
+    stability: tuple[float, ...] | None = None,
+) -> tuple[SegmentProfile, ...]:
+    """Profiles from aggregated rows, population (``segment`` 0) first, then segments in order.
+
+    Each row holds ``segment``, ``__n``, ``__revenue``, ``mean__<feature>``,
+    ``median__<model feature>``, ``sum__<column>`` and ``nn__<column>``. Any engine that computes
+    these aggregates (numpy here, Spark SQL in ``sistack.engines.spark``) finishes through this
+    one function, so shares and the profile layout cannot drift between engines.
+    """
+    rows = sorted(rows, key=lambda r: int(r["segment"]))
     total_n = rows[0]["__n"]
     total_rev = float(rows[0]["__revenue"])
     profiles: list[SegmentProfile] = []

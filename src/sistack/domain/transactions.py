@@ -9,6 +9,7 @@ the wall clock.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 
 import polars as pl
 
@@ -77,10 +78,23 @@ def _levels(values: pl.Series, column: str, log: QualityLog) -> pl.Series:
     return cleaned
 
 
+PerCustomer = Callable[[pl.DataFrame, dt.date], pl.DataFrame]
+
+
 def aggregate_transactions(
-    frame: pl.DataFrame, mapping: ColumnMapping, *, reference_date: dt.date | None = None
+    frame: pl.DataFrame,
+    mapping: ColumnMapping,
+    *,
+    reference_date: dt.date | None = None,
+    per_customer: PerCustomer | None = None,
 ) -> CustomerTable:
-    """Validate transaction rows and aggregate them to a canonical customer table."""
+    """Validate transaction rows and aggregate them to a canonical customer table.
+
+    ``per_customer`` replaces the aggregation step (clean rows ``customer_id, date, amount,
+    order, deal[, channel, category, response]`` and the reference date -> one row per customer,
+    sorted by id); an engine that aggregates elsewhere (Spark SQL) passes its own and must
+    produce the columns of :func:`per_customer_table`.
+    """
     if mapping.shape != TRANSACTIONS:
         raise ValueError("aggregate_transactions needs a transaction mapping")
     require_roles(mapping)
@@ -184,12 +198,20 @@ def aggregate_transactions(
         raise InputError("No transaction row is usable.", code="no_usable_rows")
 
     assert reference is not None  # rows exist, so there is a latest date
-    table = _per_customer(tx, reference)
+    table = (per_customer or per_customer_table)(tx.drop(ROW), reference)
     report = log.report(rows_read=rows_read, rows_used=tx.height)
     return CustomerTable(table=table, report=report, reference_date=reference)
 
 
-def _per_customer(tx: pl.DataFrame, reference: dt.date) -> pl.DataFrame:
+def per_customer_table(
+    tx: pl.DataFrame, reference: dt.date, *, levels: Mapping[str, Sequence[str]] | None = None
+) -> pl.DataFrame:
+    """Clean transaction rows -> one row per customer (see the module docstring).
+
+    ``levels`` names the channels and categories that get a column (default: those in ``tx``);
+    a caller aggregating part of the rows at a time passes those of all the rows.
+    """
+    levels = levels or {}
     aggs: list[pl.Expr] = [
         pl.col("date").min().alias("signup_date"),
         pl.col("date").max().alias("last_date"),
@@ -198,12 +220,14 @@ def _per_customer(tx: pl.DataFrame, reference: dt.date) -> pl.DataFrame:
         pl.col("order").filter(pl.col("deal")).n_unique().alias("deal_purchases"),
     ]
     if "channel" in tx.columns:
-        for ch in tx.get_column("channel").unique().sort().to_list():
+        channels = levels.get("channel") or tx.get_column("channel").unique().sort().to_list()
+        for ch in channels:
             aggs.append(
                 pl.col("order").filter(pl.col("channel") == ch).n_unique().alias(f"purchases_{ch}")
             )
     if "category" in tx.columns:
-        for cat in tx.get_column("category").unique().sort().to_list():
+        categories = levels.get("category") or tx.get_column("category").unique().sort().to_list()
+        for cat in categories:
             aggs.append(
                 (
                     pl.col("cents").filter(pl.col("category") == cat).sum().clip(lower_bound=0)

@@ -126,6 +126,12 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return labels, dist
 
 
+def order_segments(centers: np.ndarray, counts: np.ndarray, money: np.ndarray) -> list[int]:
+    """Positions of ``centers`` in segment order: revenue desc, then size desc, then the centre's
+    coordinates (a total order, so labels never depend on k-means' arbitrary numbering)."""
+    return sorted(range(len(centers)), key=lambda j: (-money[j], -counts[j], tuple(centers[j])))
+
+
 class SegmentModel(ClusterMixin, BaseEstimator):
     """k-means segmentation with automatic k, sample-based fitting and revenue ordering.
 
@@ -165,21 +171,7 @@ class SegmentModel(ClusterMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         n = len(X)
         sel = sample_indices(n, self.selection_sample, seed=self.random_state)
-        if self.n_segments is not None:
-            k = int(self.n_segments)
-            self.k_scores_: list[KScore] = []
-            coarse = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
-            start = coarse.fit(X[sel]).cluster_centers_
-        else:
-            low, high = self.k_range
-            ks = [k for k in range(low, high + 1) if k < len(sel)]
-            self.k_scores_, k, start = choose_k(
-                X[sel],
-                ks,
-                seed=self.random_state,
-                silhouette_n=self.silhouette_sample,
-                n_init=self.n_init,
-            )
+        self.k_scores_, k, start = self.warm_start(X[sel])
         # The restarts ran on the selection sample; the final fit refines the best of them on a
         # larger sample (all rows up to fit_sample), which converges in a few iterations.
         fit_idx = sample_indices(n, self.fit_sample, seed=self.random_state + 1)
@@ -191,14 +183,32 @@ class SegmentModel(ClusterMixin, BaseEstimator):
             np.bincount(raw_labels, weights=revenue, minlength=k) if revenue is not None else counts
         )
         centers = km.cluster_centers_
-        # Order: revenue desc, then size desc, then the centre's coordinates (total order).
-        keys = sorted(range(k), key=lambda j: (-money[j], -counts[j], tuple(centers[j])))
-        self.cluster_centers_ = centers[keys]
+        self.cluster_centers_ = centers[order_segments(centers, counts, money)]
         self.n_segments_ = k
         self.inertia_ = float(km.inertia_)
         self.n_iter_ = int(km.n_iter_)
         self.labels_, self.distances_ = nearest(X, self.cluster_centers_)
         return self
+
+    def warm_start(self, X_sel: np.ndarray) -> tuple[list[KScore], int, np.ndarray]:
+        """Scores of the candidate k, the k used and its centres, from the selection sample.
+
+        Every engine calls this on the same deterministic sample, so the chosen k and the
+        starting centres do not depend on where the final fit runs.
+        """
+        if self.n_segments is not None:
+            k = int(self.n_segments)
+            coarse = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
+            return [], k, coarse.fit(X_sel).cluster_centers_
+        low, high = self.k_range
+        ks = [k for k in range(low, high + 1) if k < len(X_sel)]
+        return choose_k(
+            X_sel,
+            ks,
+            seed=self.random_state,
+            silhouette_n=self.silhouette_sample,
+            n_init=self.n_init,
+        )
 
     def _check(self) -> None:
         if not hasattr(self, "cluster_centers_"):

@@ -1,0 +1,510 @@
+"""The Apache Spark engine: the data-parallel steps of a run on a Spark cluster.
+
+What runs where:
+
+* executors - transactions -> one row per customer (Spark SQL), the canonical features (the
+  Polars definitions of ``domain.features``, applied to each Arrow batch with ``mapInArrow``),
+  scaling and assignment (``FeatureScaler`` and ``nearest`` of ``domain.segmentation``, same
+  way), the k-means fit (MLlib, warm-started), profile aggregates (Spark SQL), and the
+  partitioned ``assignments/`` artifact;
+* driver - the same deterministic samples as the local engine (k selection with
+  ``SegmentModel.warm_start``, so the chosen k is the local one by construction; scaler
+  quantiles), segment ordering, and the insights, which read the customer-level feature table
+  collected once (one row per customer: bounded by customers, not transactions; see
+  docs/spark.md for the memory this takes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from pyspark.mllib.clustering import KMeans as MllibKMeans
+from pyspark.mllib.clustering import KMeansModel as MllibKMeansModel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sistack.domain.features import FeatureMatrix, build_features
+from sistack.domain.profiles import SegmentProfile, profiles_from_rows, summable
+from sistack.domain.schema import CUSTOMERS, ColumnMapping
+from sistack.domain.segmentation.model import FeatureScaler, SegmentModel, nearest, order_segments
+from sistack.domain.segmentation.selection import sample_indices
+from sistack.domain.transactions import aggregate_transactions
+from sistack.domain.validation import CustomerTable, validate_customers
+from sistack.engines.base import Segmentation
+from sistack.errors import SistackError
+
+# Row order of every collected result: (POS, customer_id). Customer-level data keeps the input
+# order (POS = row number, given by the driver); aggregated transactions are sorted by id (POS = 0),
+# as the local engine's tables are. No global window over the data is needed for either.
+POS = "_pos"
+KEY = [POS, "customer_id"]
+MAX_ITER = 50  # Lloyd iterations of the final fit; the warm start converges in a few
+EPSILON = 1e-4  # a centre moving less than this (in scaled units) counts as converged
+MAX_RECORDS_PER_FILE = 5_000_000  # assignments part files stay below ~100 MB
+EXACT_MEDIAN_ROWS = 5_000_000  # above this many customers, medians are approximate (1e-4)
+SESSION_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    # Partitioned artifacts are read by file listing: no _SUCCESS marker beside them.
+    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+}
+
+
+def build_session(master: str | None) -> SparkSession:
+    """This process's Spark session (created once, then shared by every run)."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        if master and active.sparkContext.master != master:
+            raise SistackError(
+                f"This process already runs Spark with master '{active.sparkContext.master}'; "
+                f"a run cannot switch it to '{master}'. Start another process for that master.",
+                code="spark_master_conflict",
+                details={"active": active.sparkContext.master, "requested": master},
+            )
+        return active
+    builder = SparkSession.builder.appName("sistack")
+    if master:
+        builder = builder.master(master)
+    elif not os.environ.get("SPARK_MASTER") and "spark.master" not in os.environ.get(
+        "PYSPARK_SUBMIT_ARGS", ""
+    ):
+        builder = builder.master("local[*]")
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _arrow_type(dtype: T.DataType) -> pa.DataType:
+    return {
+        T.StringType: pa.string(),
+        T.DoubleType: pa.float64(),
+        T.LongType: pa.int64(),
+        T.IntegerType: pa.int32(),
+        T.DateType: pa.date32(),
+        T.BooleanType: pa.bool_(),
+    }[type(dtype)]
+
+
+def _arrow_schema(schema: T.StructType) -> pa.Schema:
+    return pa.schema([pa.field(f.name, _arrow_type(f.dataType)) for f in schema.fields])
+
+
+def _batches(frame: pl.DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    yield from frame.to_arrow().select(schema.names).cast(schema).to_batches()
+
+
+def _null_nan(column: str) -> Column:
+    """The column with NaN read as missing (numpy's nan-aware statistics ignore both)."""
+    return F.nanvl(F.col(column), F.lit(None).cast("double"))
+
+
+class SparkEngine:
+    """The data-parallel steps on Spark (see the module docstring).
+
+    Args:
+        master: Spark master URL (``local[2]``, ``spark://host:7077``, ``k8s://https://...``);
+            None uses the active session or the submit configuration.
+        session: an existing session to use (tests, notebooks).
+    """
+
+    name = "spark"
+
+    def __init__(self, *, master: str | None = None, session: SparkSession | None = None) -> None:
+        self.spark = session or build_session(master)
+        self._customers: DataFrame | None = None
+        self._features: DataFrame | None = None
+        self._assigned: DataFrame | None = None
+        self._cached: list[DataFrame] = []
+
+    def describe(self) -> dict[str, str]:
+        sc = self.spark.sparkContext
+        return {
+            "name": self.name,
+            "spark_version": self.spark.version,
+            "master": str(sc.master),
+            "default_parallelism": str(sc.defaultParallelism),
+        }
+
+    def _cache(self, frame: DataFrame) -> DataFrame:
+        frame = frame.cache()
+        self._cached.append(frame)
+        return frame
+
+    def _need(self, frame: DataFrame | None, step: str) -> DataFrame:
+        if frame is None:
+            raise RuntimeError(f"SparkEngine: call {step} first")
+        return frame
+
+    # 1. raw rows -> customer table -----------------------------------------------------------
+    def prepare(
+        self, raw: pl.DataFrame, mapping: ColumnMapping, *, reference_date: dt.date | None
+    ) -> CustomerTable:
+        """Validate customer rows, or clean transaction rows and aggregate them in Spark SQL.
+
+        Row-level cleaning (parsing dates and numbers, the quality report) is the domain's own
+        code on the rows the service read; the group-by over transactions, the step whose input
+        grows with the business, runs on the executors.
+        """
+        if mapping.shape == CUSTOMERS:
+            customers = validate_customers(raw, mapping, reference_date=reference_date)
+            self._customers = self._cache(
+                self._from_polars(customers.table.with_row_index(POS).cast({POS: pl.Int64}))
+            )
+            return customers
+        return aggregate_transactions(
+            raw, mapping, reference_date=reference_date, per_customer=self._per_customer
+        )
+
+    def _from_polars(self, frame: pl.DataFrame) -> DataFrame:
+        return self.spark.createDataFrame(frame.to_arrow())
+
+    def _per_customer(self, tx: pl.DataFrame, reference: dt.date) -> pl.DataFrame:
+        levels: dict[str, list[str]] = {
+            role: tx.get_column(role).unique().drop_nulls().sort().to_list()
+            for role in ("channel", "category")
+            if role in tx.columns
+        }
+        frame = transactions_per_customer(self._from_polars(tx), reference, levels=levels)
+        self._customers = self._cache(frame.withColumn(POS, F.lit(0).cast("long")))
+        return self._collect(self._customers).drop(POS)
+
+    def _collect(self, frame: DataFrame) -> pl.DataFrame:
+        table = frame.orderBy(*KEY).toArrow()
+        return pl.from_arrow(table)  # type: ignore[return-value]
+
+    # 2. features -------------------------------------------------------------------------------
+    def features(self, customers: CustomerTable) -> FeatureMatrix:
+        """``domain.features.build_features`` on every Arrow batch of the customer table."""
+        table = self._need(self._customers, "prepare")
+        reference = customers.reference_date
+        specs = build_features(customers.table.head(0), reference_date=reference).specs
+        names = [s.name for s in specs]
+        sums = summable(customers.table)
+        tenure_fill = _tenure_fill(customers)
+        schema = T.StructType(
+            [T.StructField(POS, T.LongType()), T.StructField("customer_id", T.StringType())]
+            + [T.StructField(n, T.DoubleType()) for n in names]
+            + [T.StructField(f"t__{c}", T.DoubleType()) for c in sums if c not in names]
+        )
+        arrow = _arrow_schema(schema)
+        extra = [c for c in sums if c not in names]
+
+        def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                part = pl.from_arrow(batch)
+                assert isinstance(part, pl.DataFrame)
+                out = build_features(part, reference_date=reference).frame
+                if tenure_fill is not None:
+                    # build_features fills a missing tenure with the median of its input: here
+                    # that must be the median of all customers, not of this batch.
+                    out = out.with_columns(
+                        tenure_days=pl.when(part.get_column("signup_date").is_null())
+                        .then(pl.lit(tenure_fill))
+                        .otherwise(pl.col("tenure_days"))
+                    )
+                out = out.with_columns(part.get_column(POS).cast(pl.Int64))
+                out = out.with_columns(
+                    [part.get_column(c).cast(pl.Float64).alias(f"t__{c}") for c in extra]
+                )
+                yield from _batches(out, arrow)
+
+        self._features = self._cache(table.mapInArrow(apply, schema))
+        frame = self._collect(self._features.select(*KEY, *names)).drop(POS)
+        return FeatureMatrix(frame=frame, specs=specs)
+
+    # 3. scale, fit, assign ---------------------------------------------------------------------
+    def segment(
+        self,
+        features: FeatureMatrix,
+        X: np.ndarray,
+        names: list[str],
+        *,
+        scaler: FeatureScaler,
+        model: SegmentModel,
+    ) -> Segmentation:
+        """k from the shared selection sample; MLlib k-means from its centres on all rows."""
+        source = self._need(self._features, "features")
+        sel = sample_indices(len(X), model.selection_sample, seed=model.random_state)
+        k_scores, k, start = model.warm_start(scaler.transform(X[sel]))
+        scaled = self._cache(_scaled(source, names, scaler))
+        z_cols = [f"z{j}" for j in range(len(names))]
+        clipped = np.asarray(
+            scaled.agg(*[F.sum(f"c{j}") for j in range(len(names))]).first(), dtype=np.int64
+        )
+        vectors = scaled.select(*z_cols).rdd.map(lambda row: np.asarray(row, dtype=np.float64))
+        vectors.cache()
+        try:
+            fitted = MllibKMeans.train(
+                vectors,
+                k,
+                maxIterations=MAX_ITER,
+                seed=model.random_state,
+                epsilon=EPSILON,
+                initialModel=MllibKMeansModel([np.asarray(c) for c in start]),
+            )
+            raw_centers = np.asarray(fitted.clusterCenters, dtype=np.float64)
+        finally:
+            vectors.unpersist()
+        labelled = self._cache(_assign(scaled, z_cols, raw_centers))
+        per_label = (
+            labelled.groupBy("label")
+            .agg(
+                F.count("*").alias("n"),
+                F.sum("monetary").alias("money"),
+                F.sum(F.col("distance") ** 2).alias("inertia"),
+            )
+            .collect()
+        )
+        totals = {int(r["label"]): (float(r["n"]), float(r["money"] or 0.0)) for r in per_label}
+        inertia = float(sum(r["inertia"] for r in per_label))
+        counts = np.array([totals.get(j, (0.0, 0.0))[0] for j in range(k)])
+        money = np.array([totals.get(j, (0.0, 0.0))[1] for j in range(k)])
+        order = order_segments(raw_centers, counts, money)
+        segment_of = F.create_map(
+            *[x for pos, j in enumerate(order) for x in (F.lit(j), F.lit(pos + 1))]
+        )
+        self._assigned = self._cache(
+            labelled.select(
+                *KEY,
+                segment_of[F.col("label")].cast("int").alias("segment"),
+                "distance",
+            )
+        )
+        result = self._collect(self._assigned.select(*KEY, "segment", "distance"))
+        model.k_scores_ = k_scores
+        model.cluster_centers_ = raw_centers[order]
+        model.n_segments_ = k
+        model.inertia_ = inertia
+        model.n_iter_ = 0  # MLlib does not report it
+        model.labels_ = result.get_column("segment").to_numpy().astype(np.int32) - 1
+        model.distances_ = result.get_column("distance").to_numpy().astype(np.float64)
+        return Segmentation(model=model, clipped=clipped)
+
+    # 4. profiles -------------------------------------------------------------------------------
+    def profiles(
+        self,
+        features: FeatureMatrix,
+        customers: CustomerTable,
+        segment: pl.Series,
+        *,
+        feature_names: list[str],
+        model_features: list[str],
+        centers: list[list[float]],
+        stability: tuple[float, ...],
+    ) -> tuple[SegmentProfile, ...]:
+        """The aggregates of ``domain.profiles.build_profiles`` as one Spark SQL pass."""
+        source = self._need(self._features, "features")
+        assigned = self._need(self._assigned, "segment")
+        sums = summable(customers.table)
+        joined = source.join(assigned.select(*KEY, "segment"), on=KEY)
+        n = customers.table.height
+        aggs = profile_aggregates(
+            joined,
+            feature_names=feature_names,
+            model_features=model_features,
+            sums=sums,
+            exact_medians=n <= EXACT_MEDIAN_ROWS,
+        )
+        rows = [
+            r.asDict()
+            for r in joined.groupBy("segment").agg(*aggs).collect()
+            + joined.agg(*aggs).withColumn("segment", F.lit(0)).collect()
+        ]
+        return profiles_from_rows(
+            rows,
+            feature_names=feature_names,
+            model_features=model_features,
+            sums=sums,
+            centers=centers,
+            stability=stability,
+        )
+
+    # artifacts ---------------------------------------------------------------------------------
+    def write_artifacts(self, folder: Path) -> list[str]:
+        """``assignments/segment=<id>/part-*.parquet``, written by the executors.
+
+        The folder must be on storage every executor can write (a shared file system, or the
+        artifact root on HDFS/S3 for a cluster; see docs/spark.md).
+        """
+        assigned = self._need(self._assigned, "segment")
+        target = folder / "assignments"
+        (
+            assigned.select("customer_id", "segment", "distance")
+            .repartition("segment")
+            .write.option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+            .partitionBy("segment")
+            .parquet(target.resolve().as_uri())
+        )
+        for crc in target.rglob(".*.crc"):  # Hadoop's local checksum files: not artifacts
+            crc.unlink()
+        return ["assignments"]
+
+    def release(self) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+        self._cached.clear()
+        self._customers = self._features = self._assigned = None
+
+
+def _tenure_fill(customers: CustomerTable) -> float | None:
+    """The value ``build_features`` gives a customer without a signup date (the median tenure of
+    all the others), or None when nothing needs filling."""
+    table = customers.table
+    if "signup_date" not in table.columns or table.get_column("signup_date").null_count() == 0:
+        return None
+    known = table.select("customer_id", "signup_date").drop_nulls()
+    tenure = build_features(known, reference_date=customers.reference_date).frame
+    if "tenure_days" not in tenure.columns or tenure.height == 0:
+        return None
+    value = tenure.get_column("tenure_days").median()
+    return float(value) if value is not None else None  # type: ignore[arg-type]
+
+
+def transactions_per_customer(
+    tx: DataFrame, reference: dt.date, *, levels: dict[str, list[str]]
+) -> DataFrame:
+    """Spark SQL twin of ``domain.transactions.per_customer_table`` (same columns, same order).
+
+    Money is summed as integer cents rounded half to even, exactly as the Polars aggregation
+    does, so revenue matches to the cent whatever the partitioning.
+    """
+    order = F.struct(F.col("order"))  # a missing order id still counts once, as in Polars
+    cents = F.bround(F.col("amount") * 100).cast("long")
+
+    def money(condition: Column | None = None) -> Column:
+        values = cents if condition is None else F.when(condition, cents)
+        # x * 0.01 rather than x / 100: the bits Polars produces for the same expression.
+        return F.greatest(F.coalesce(F.sum(values), F.lit(0)), F.lit(0)) * F.lit(0.01)
+
+    aggs = [
+        F.min("date").alias("signup_date"),
+        F.max("date").alias("last_date"),
+        F.count_distinct(order).alias("orders"),
+        money().alias("revenue"),
+        F.count_distinct(F.when(F.col("deal"), order)).alias("deal_purchases"),
+    ]
+    for ch in levels.get("channel", []):
+        aggs.append(
+            F.count_distinct(F.when(F.col("channel") == ch, order)).alias(f"purchases_{ch}")
+        )
+    for cat in levels.get("category", []):
+        aggs.append(money(F.col("category") == cat).alias(f"spend_{cat}"))
+    if "response" in tx.columns:
+        aggs.append(F.max("response").alias("response"))
+    ref = F.lit(reference)
+    grouped = tx.groupBy("customer_id").agg(*aggs)
+    grouped = grouped.withColumn("recency_days", F.datediff(ref, "last_date")).withColumn(
+        "inter_purchase_days",
+        F.when(
+            F.col("orders") > 1,
+            F.datediff("last_date", "signup_date") / (F.col("orders") - 1),
+        ).otherwise(F.datediff(ref, "signup_date")),
+    )
+    numeric = [c for c in grouped.columns if c not in ("customer_id", "signup_date", "last_date")]
+    return grouped.select(
+        "customer_id", "signup_date", *[F.col(c).cast("double").alias(c) for c in numeric]
+    )
+
+
+def _scaled(source: DataFrame, names: list[str], scaler: FeatureScaler) -> DataFrame:
+    """``FeatureScaler.transform`` on every batch: ``z<j>``, and ``c<j>`` = 1 where capped."""
+    schema = T.StructType(
+        [T.StructField(POS, T.LongType()), T.StructField("customer_id", T.StringType())]
+        + [T.StructField("monetary", T.DoubleType())]
+        + [T.StructField(f"z{j}", T.DoubleType()) for j in range(len(names))]
+        + [T.StructField(f"c{j}", T.IntegerType()) for j in range(len(names))]
+    )
+    arrow = _arrow_schema(schema)
+    params = scaler.to_dict()
+
+    def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fitted = FeatureScaler.from_dict(params)
+        for batch in batches:
+            part = pl.from_arrow(batch)
+            assert isinstance(part, pl.DataFrame)
+            X = part.select(names).to_numpy().astype(np.float64)
+            logged = fitted._log(X)
+            capped = (fitted.lower_ > logged) | (fitted.upper_ < logged)
+            Z = fitted.transform(X)
+            out = part.select(POS, "customer_id", "monetary").with_columns(
+                [pl.Series(f"z{j}", Z[:, j]) for j in range(len(names))]
+                + [pl.Series(f"c{j}", capped[:, j].astype(np.int32)) for j in range(len(names))]
+            )
+            yield from _batches(out, arrow)
+
+    return source.mapInArrow(apply, schema)
+
+
+def _assign(scaled: DataFrame, z_cols: list[str], centers: np.ndarray) -> DataFrame:
+    """``domain.segmentation.model.nearest`` on every batch: 0-based ``label`` and distance."""
+    schema = T.StructType(
+        [
+            T.StructField(POS, T.LongType()),
+            T.StructField("customer_id", T.StringType()),
+            T.StructField("monetary", T.DoubleType()),
+            T.StructField("label", T.IntegerType()),
+            T.StructField("distance", T.DoubleType()),
+        ]
+    )
+    arrow = _arrow_schema(schema)
+
+    def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            part = pl.from_arrow(batch)
+            assert isinstance(part, pl.DataFrame)
+            labels, dist = nearest(part.select(z_cols).to_numpy().astype(np.float64), centers)
+            out = part.select(POS, "customer_id", "monetary").with_columns(
+                pl.Series("label", labels), pl.Series("distance", dist)
+            )
+            yield from _batches(out, arrow)
+
+    return scaled.mapInArrow(apply, schema)
+
+
+def profile_aggregates(
+    frame: DataFrame,
+    *,
+    feature_names: list[str],
+    model_features: list[str],
+    sums: list[str],
+    exact_medians: bool = True,
+) -> list[Column]:
+    """The aggregate columns ``domain.profiles.profiles_from_rows`` reads, NaN-aware like numpy.
+
+    Medians are exact (``percentile``, interpolating like ``numpy.nanmedian``) up to
+    ``EXACT_MEDIAN_ROWS`` customers and ``percentile_approx`` (relative rank error 1e-4) above.
+    """
+
+    def column(name: str) -> str:
+        return name if name in frame.columns else f"t__{name}"
+
+    def median(name: str) -> Column:
+        if exact_medians:
+            return F.percentile(_null_nan(name), F.lit(0.5))
+        return F.percentile_approx(_null_nan(name), F.lit(0.5), F.lit(10_000))
+
+    aggs: list[Column] = [
+        F.count("*").alias("__n"),
+        F.coalesce(F.sum("monetary"), F.lit(0.0)).alias("__revenue"),
+    ]
+    aggs += [F.avg(_null_nan(f)).alias(f"mean__{f}") for f in feature_names]
+    aggs += [median(f).alias(f"median__{f}") for f in model_features]
+    for c in sums:
+        aggs.append(F.coalesce(F.sum(_null_nan(column(c))), F.lit(0.0)).alias(f"sum__{c}"))
+        aggs.append(F.count(_null_nan(column(c))).alias(f"nn__{c}"))
+    return aggs
+
+
+__all__ = [
+    "SparkEngine",
+    "build_session",
+    "profile_aggregates",
+    "transactions_per_customer",
+]
