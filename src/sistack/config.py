@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -50,12 +50,33 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     heartbeat_timeout: float = Field(default=60.0, gt=0)  # older heartbeat => run interrupted
     log_format: Literal["text", "json"] = "text"
+    # Browser origins allowed to call the API from another site (CORS), comma-separated, e.g.
+    # "https://bi.example.com". Empty: same origin only. Cookies are never sent cross-origin;
+    # such callers authenticate with an API key header.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Access control (see service/auth.py). The web session cookie is signed with
     # ``session_secret``; without one, a secret is generated once into <home>/session.key (0600).
     session_secret: SecretStr | None = None
     session_max_age: int = Field(default=12 * 3600, gt=0)  # seconds a web login lasts
     session_https_only: bool = False  # set behind HTTPS: the cookie is then never sent in clear
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"allowed origin '{origin[:80]}' must start with http:// or https://"
+                )
+        return value
 
     @property
     def db_url(self) -> str:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
 from sistack import __version__, web
@@ -79,4 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.session_https_only,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.allowed_origins:
+        # Outermost, so a preflight is answered before any key check. No credentials: a page
+        # of another origin calls with an API key header, never with the session cookie.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            expose_headers=["Retry-After", "Content-Disposition"],
+            max_age=600,
+        )
     return app

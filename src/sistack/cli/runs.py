@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -401,6 +402,7 @@ def serve(
 
     from sistack.api.app import create_app
     from sistack.io.store.metadata import MetadataStore
+    from sistack.logs import configure_logging, logging_config
     from sistack.service.auth import KeyService, bind_decision
 
     settings = Settings()
@@ -421,19 +423,26 @@ def serve(
             "itself and fail the other processes' runs when it starts.",
             code="invalid_option",
         )
-    err.print(
+    lines = [
         f"Serving on http://{bind_host}:{bind_port}  (API docs: /docs, {processes} process(es), "
-        f"{settings.execution} execution)"
-    )
-    if keys_enabled:
-        err.print("API keys exist: every API call needs a key, the web UI a login (/login).")
+        f"{settings.execution} execution)",
+        "API keys exist: every API call needs a key, the web UI a login (/login)."
+        if keys_enabled
+        else "Local mode: no API key exists, so there is no authentication; listening on this "
+        "machine only. Create a key with `sistack keys create` to serve others.",
+    ]
+    if settings.log_format == "json":  # every line on stderr is then a JSON object
+        configure_logging("json")
+        for line in lines:
+            logging.getLogger("sistack.serve").info(line)
     else:
-        err.print(
-            "[yellow]Local mode: no API key exists, so there is no authentication; listening "
-            "on this machine only.[/] Create a key with `sistack keys create` to serve others."
-        )
+        err.print(lines[0])
+        err.print(lines[1], style=None if keys_enabled else "yellow")
+    # Applied by uvicorn in every process it starts: sistack's and uvicorn's lines alike are
+    # text or JSON (SISTACK_LOG_FORMAT), access lines carry the run id found in their path.
+    log_config = logging_config(settings.log_format)
     if processes == 1:
-        uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+        uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_config=log_config)
     else:
         uvicorn.run(
             "sistack.api.app:create_app",
@@ -441,5 +450,5 @@ def serve(
             workers=processes,
             host=bind_host,
             port=bind_port,
-            log_level="info",
+            log_config=log_config,
         )

@@ -8,61 +8,17 @@ at once with code 130/143. Logs go to stderr, one JSON object per line with
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
-import sys
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from sistack.cli.app import app, err, guard
 from sistack.config import Settings
-
-# Attributes every LogRecord has; anything else came in through ``extra=`` and is logged.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's extras."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and value is not None:
-                data[key] = value
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
-class TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        run_id = getattr(record, "run_id", None)
-        return f"{line} run_id={run_id}" if run_id else line
-
-
-def configure_logging(fmt: str) -> None:
-    """Send ``sistack.*`` logs to stderr as JSON lines or text (``SISTACK_LOG_FORMAT``)."""
-    handler = logging.StreamHandler(sys.stderr)
-    from sistack.service.queue import RunIdFilter
-
-    handler.addFilter(RunIdFilter())
-    handler.setFormatter(
-        JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(message)s")
-    )
-    root = logging.getLogger("sistack")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+from sistack.logs import configure_logging
 
 
 @app.command()

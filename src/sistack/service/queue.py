@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # runs.py imports this module; the service is only a type her
 
 log = logging.getLogger("sistack.queue")
 
-# The run a thread is working on; log records pick it up (see ``RunIdFilter``).
+# The run a thread is working on; log records pick it up (see ``sistack.logs.RunIdFilter``).
 CURRENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 
 
@@ -42,15 +42,6 @@ def worker_id() -> str:
 def utcnow() -> dt.datetime:
     """Wall-clock time for metadata only (claims, heartbeats, created/finished); never results."""
     return dt.datetime.now(dt.UTC)
-
-
-class RunIdFilter(logging.Filter):
-    """Put the current run id on every record emitted while a run is being executed."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "run_id", None) is None:
-            record.run_id = CURRENT_RUN.get()
-        return True
 
 
 class Heartbeat:
