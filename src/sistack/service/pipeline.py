@@ -204,13 +204,13 @@ def run_pipeline(
     revenue = features.frame.get_column("monetary").to_numpy()
     # One OpenMP thread: k-means reduces per-thread partial sums in arbitrary order, which would
     # change the last bits of the centres from one run to the next.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1):
         model.fit(Z, revenue=revenue)
     lap("segment")
 
     report("stability", 75)
     stab_idx = sample_indices(n, config.stability_sample, seed=config.seed + 4)
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1):
         stability = bootstrap_stability(
             Z[stab_idx],
             model.cluster_centers_,
