@@ -43,9 +43,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC = re.compile(
     r"^/(health|ready|openapi\.json|docs(/.*)?|redoc|static/.*|vendor/.*|login|favicon\.ico)$"
 )
-# POST routes that compute an answer from stored results and persist nothing: allowed for
-# read-only keys. Every other state-changing request needs a write key.
-READ_ONLY_POSTS = re.compile(r"^/api/v1/runs/[^/]+/(simulate|optimize|scenarios/compare|score)$")
+# POST routes that compute an answer from stored results and persist nothing (an export build
+# only fills the cache a GET of the same export fills too): allowed for read-only keys. Every
+# other state-changing request needs a write key.
+READ_ONLY_POSTS = re.compile(
+    r"^/api/v1/runs/[^/]+/(simulate|optimize|scenarios/compare|score|exports/.+)$"
+)
 # Pages that check the CSRF token of their form themselves (the token is in the form body).
 FORM_POSTS = frozenset({"/login", "/logout"})
 CSRF_HEADER = "x-csrf-token"

@@ -100,7 +100,9 @@ const SIS = (() => {
       if (typeof spec.width === "number" && spec.width >= WIDE) {
         spec.width = "container";
       }
-      window.vegaEmbed(target, spec, { actions: false, renderer: "svg" })
+      // ast: Vega evaluates expressions with its interpreter instead of compiling them with
+      // Function(): the page's Content-Security-Policy has no 'unsafe-eval'.
+      window.vegaEmbed(target, spec, { actions: false, renderer: "svg", ast: true })
         .then(() => target.setAttribute("data-ready", "1"))
         .catch((err) => { target.textContent = `This chart could not be drawn: ${err.message}`; });
     }
