@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from sistack.api.app import create_app
 from sistack.cli import app as cli
 from sistack.config import Settings
 from sistack.io.exports import looks_like_formula
-from sistack.service.exports import REGISTRY
+from sistack.service.exports import REGISTRY, ExportUnavailable
 from tests.api.test_api import error_of, start_run, upload
 from tests.conftest import SMALL_ENV, _write_customers, small_settings
 
@@ -69,8 +71,24 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(client, settings, run["id"])
 
 
+def fetch(served: Served, name: str, *, timeout: float = 60.0) -> Any:
+    """GET an export as a client should: while the answer is 202 (a background build), wait
+    the Retry-After it names (shortened here) and ask again."""
+    url = f"{API}/runs/{served.run_id}/exports/{name}"
+    deadline = time.monotonic() + timeout
+    while True:
+        response = served.client.get(url)
+        if response.status_code != 202:
+            return response
+        body = response.json()
+        assert body["status"] == "building" and body["url"] == url
+        assert response.headers["retry-after"] == str(body["retry_after"])
+        assert time.monotonic() < deadline, "the export was never built"
+        time.sleep(0.05)
+
+
 def download(served: Served, name: str) -> Any:
-    response = served.client.get(f"{API}/runs/{served.run_id}/exports/{name}")
+    response = fetch(served, name)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == MEDIA[name]
     assert response.content
@@ -206,13 +224,13 @@ def test_cached_until_a_scenario_is_saved(served: Served, monkeypatch: pytest.Mo
     builds: list[str] = []
     fmt = REGISTRY["workbook.xlsx"]
 
-    def counting(svc: Any, run_id: str, path: Path) -> None:
+    def counting(svc: Any, run_id: str, path: Path, progress: Any) -> None:
         builds.append(run_id)
-        fmt.build(svc, run_id, path)
+        fmt.build(svc, run_id, path, progress)
 
     monkeypatch.setitem(REGISTRY, "workbook.xlsx", dataclasses.replace(fmt, build=counting))
     url = f"{API}/runs/{served.run_id}/exports/workbook.xlsx"
-    first = served.client.get(url).content
+    first = fetch(served, "workbook.xlsx").content
     assert served.client.get(url).content == first
     assert len(builds) <= 1  # an earlier test may have built it already
     before = len(builds)
@@ -221,7 +239,7 @@ def test_cached_until_a_scenario_is_saved(served: Served, monkeypatch: pytest.Mo
     )
     assert saved.status_code == 201, saved.text
     try:
-        rebuilt = served.client.get(url).content
+        rebuilt = fetch(served, "workbook.xlsx").content
         assert served.client.get(url).content == rebuilt != first
         assert len(builds) == before + 1
         scenarios = openpyxl.load_workbook(io.BytesIO(rebuilt))["Scenarios"]
@@ -248,3 +266,84 @@ def test_cli_exports_the_same_workbook(served: Served, tmp_path: Path) -> None:
     assert wrong.exit_code == 2
     assert "unsupported_export_format" in wrong.stderr
     assert not (tmp_path / "r.xlsx").exists()
+
+
+def test_workbook_is_built_in_the_background_202_then_200(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request starts the build and answers 202 with its progress (GET and POST
+    alike, nothing downloaded); once built, GET sends the file and POST says it is ready."""
+    fmt = REGISTRY["workbook.xlsx"]
+    release, halfway = threading.Event(), threading.Event()
+
+    def slow(svc: Any, run_id: str, path: Path, progress: Any) -> None:
+        progress(0.5)
+        halfway.set()
+        assert release.wait(30)
+        fmt.build(svc, run_id, path, progress)
+
+    monkeypatch.setitem(REGISTRY, "workbook.xlsx", dataclasses.replace(fmt, build=slow))
+    saved = served.client.post(  # a new set of saved scenarios: a workbook not built yet
+        f"{API}/runs/{served.run_id}/scenarios", json={"name": "background", "scenario": SHIFT}
+    )
+    assert saved.status_code == 201, saved.text
+    url = f"{API}/runs/{served.run_id}/exports/workbook.xlsx"
+    try:
+        first = served.client.get(url)
+        assert first.status_code == 202
+        assert first.headers["content-type"] == "application/json"
+        assert halfway.wait(30)
+        polled = served.client.post(url)
+        assert polled.status_code == 202
+        body = polled.json()
+        assert body == {
+            "run_id": served.run_id,
+            "name": "workbook.xlsx",
+            "status": "building",
+            "progress": 0.5,
+            "elapsed_seconds": body["elapsed_seconds"],
+            "retry_after": 2,
+            "url": url,
+        }
+        assert polled.headers["retry-after"] == "2"
+        release.set()
+        book = openpyxl.load_workbook(io.BytesIO(download(served, "workbook.xlsx").content))
+        assert book["Scenarios"]["A2"].value == "background"
+        ready = served.client.post(url)
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready" and ready.json()["progress"] == 1.0
+    finally:
+        release.set()
+        served.client.delete(f"{API}/runs/{served.run_id}/scenarios/{saved.json()['id']}")
+
+
+def test_a_failed_background_build_is_reported_once_then_retried(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fmt = REGISTRY["workbook.xlsx"]
+    calls: list[int] = []
+
+    def flaky(svc: Any, run_id: str, path: Path, progress: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ExportUnavailable("The disk went away.")
+        fmt.build(svc, run_id, path, progress)
+
+    monkeypatch.setitem(REGISTRY, "workbook.xlsx", dataclasses.replace(fmt, build=flaky))
+    saved = served.client.post(
+        f"{API}/runs/{served.run_id}/scenarios", json={"name": "flaky", "scenario": SHIFT}
+    )
+    url = f"{API}/runs/{served.run_id}/exports/workbook.xlsx"
+    try:
+        answer = fetch(served, "workbook.xlsx")
+        assert answer.status_code == 503
+        assert error_of(answer) == {
+            "code": "export_unavailable",
+            "message": "The disk went away.",
+            "details": {},
+        }
+        assert served.client.get(url).status_code == 202  # asked again: a new build
+        assert download(served, "workbook.xlsx").content
+        assert len(calls) == 2
+    finally:
+        served.client.delete(f"{API}/runs/{served.run_id}/scenarios/{saved.json()['id']}")

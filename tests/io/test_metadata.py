@@ -235,15 +235,18 @@ def test_delete_run_removes_only_that_run(seven_runs: MetadataStore) -> None:
         seven_runs.delete_run(run_id(3))
 
 
-def test_mark_interrupted_fails_queued_and_running_runs(seven_runs: MetadataStore) -> None:
+def test_mark_interrupted_fails_running_runs_and_keeps_the_queue(
+    seven_runs: MetadataStore,
+) -> None:
     now = T0 + dt.timedelta(days=1)
+    assert seven_runs.queued_ids() == [run_id(3)]
     changed = seven_runs.mark_interrupted(now=now)
-    assert sorted(changed) == [run_id(3), run_id(4)]
-    for i in (3, 4):
-        run = seven_runs.get_run(run_id(i))
-        assert (run.status, run.error_code, utc(run.finished_at)) == (FAILED, "interrupted", now)
-        assert "interrupted at stage 'segment'" in (run.error_message or "")
-    for i in (0, 1, 2, 5, 6):  # finished runs keep their state
+    assert changed == [run_id(4)]
+    run = seven_runs.get_run(run_id(4))
+    assert (run.status, run.error_code, utc(run.finished_at)) == (FAILED, "interrupted", now)
+    assert "interrupted at stage 'segment'" in (run.error_message or "")
+    assert seven_runs.queued_ids() == [run_id(3)]
+    for i in (0, 1, 2, 3, 5, 6):  # finished and queued runs keep their state
         assert comparable(seven_runs.get_run(run_id(i))) == comparable(
             run_record(
                 i,
@@ -251,7 +254,7 @@ def test_mark_interrupted_fails_queued_and_running_runs(seven_runs: MetadataStor
                 dataset_id=OTHER_DATASET if i in ON_OTHER_DATASET else DATASET,
             )
         )
-    assert seven_runs.list_runs(status=QUEUED)[1] == 0
+    assert seven_runs.list_runs(status=QUEUED)[1] == 1
     assert seven_runs.list_runs(status=RUNNING)[1] == 0
     assert seven_runs.mark_interrupted(now=now) == []
 
@@ -325,7 +328,7 @@ def test_staging_refuses_to_overwrite_an_existing_run(artifacts: ArtifactStore) 
     with pytest.raises(StorageError) as info, artifacts.staging(RUN) as folder:
         (folder / "model.json").write_text('{"v": 2}')
     assert info.value.code == "run_exists"
-    assert artifacts.read_json(RUN, "model.json") == {"v": 1}
+    assert (artifacts.root / RUN / "model.json").read_text() == '{"v": 1}'
     assert staging_entries(artifacts) == []
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import polars as pl
@@ -55,9 +56,11 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     calls: dict[str, int] = {}
     for name, fmt in list(REGISTRY.items()):
 
-        def build(svc: ExportService, run: str, path: Path, _fmt: ExportFormat = fmt) -> None:
+        def build(
+            svc: ExportService, run: str, path: Path, progress: Any, _fmt: ExportFormat = fmt
+        ) -> None:
             calls[_fmt.name] = calls.get(_fmt.name, 0) + 1
-            _fmt.build(svc, run, path)
+            _fmt.build(svc, run, path, progress)
 
         monkeypatch.setitem(REGISTRY, name, dataclasses.replace(fmt, build=build))
     return calls
@@ -122,7 +125,7 @@ def test_a_saved_scenario_rebuilds_report_and_workbook_only(
 def test_a_failed_build_leaves_nothing_behind(
     runs: RunService, run_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(svc: ExportService, run: str, path: Path) -> None:
+    def broken(svc: ExportService, run: str, path: Path, progress: Any) -> None:
         path.write_bytes(b"half a file")
         raise RuntimeError("disk full")
 

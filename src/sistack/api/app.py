@@ -32,14 +32,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = RunService(settings)
         inline = settings.execution == "inline"
+        queued: list[str] = []
         if inline:
-            service.recover()  # one process owns every run: whatever was in flight is dead
+            # One process owns every run: whatever was running is dead; what was queued (a
+            # graceful stop leaves the queue untouched) runs now.
+            _, queued = service.recover()
         else:
             # Other API and worker processes share the database: fail only the runs whose
             # worker stopped heartbeating, never the queue or live runs.
             sweep_stale(service)
         app.state.service = service
         app.state.jobs = JobRunner(service, workers=settings.job_workers, inline=inline)
+        for run_id in queued:
+            app.state.jobs.submit(run_id)
         app.state.simulation = SimulationService(service)
         app.state.exports = ExportService(service, simulation=app.state.simulation)
         try:

@@ -87,10 +87,13 @@ class RunOut(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    filename: str | None = Field(
+        default=None, description="The input file's original name (cleaned for display)."
+    )
     links: dict[str, str]
 
     @classmethod
-    def of(cls, r: RunRecord) -> RunOut:
+    def of(cls, r: RunRecord, *, filename: str | None = None) -> RunOut:
         base = f"/api/v1/runs/{r.id}"
         links = {"self": base}
         if r.status == "succeeded":
@@ -119,6 +122,7 @@ class RunOut(BaseModel):
             created_at=r.created_at,
             started_at=r.started_at,
             finished_at=r.finished_at,
+            filename=filename,
             links=links,
         )
 

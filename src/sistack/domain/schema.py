@@ -242,6 +242,101 @@ def allowed_roles(shape: str) -> list[str]:
     return [*TRANSACTION_SINGLE_ROLES, IGNORE]
 
 
+ROLE_DESCRIPTIONS: dict[str, str] = {
+    "customer_id": "Identifies the customer; one row per customer (or per order line).",
+    "signup_date": "When the customer joined; gives the tenure.",
+    "recency_days": "Days since the customer's last purchase.",
+    "orders": "Number of purchases.",
+    "revenue": "Total amount the customer spent.",
+    "deal_purchases": "Purchases made with a discount or deal.",
+    "response": "Whether the customer answered the last campaign (1 = yes, 0 = no).",
+    "income": "Yearly household income.",
+    "birth_year": "Year of birth (implausible years are flagged, not used).",
+    "age": "Age in years.",
+    "kids": "Number of children at home.",
+    "teens": "Number of teenagers at home.",
+    "web_visits": "Visits to the website last month.",
+    "complaints": "Complaints made (count, or 1/0).",
+    "cost_contact": "Cost of contacting the customer once (used by the simulation).",
+    "revenue_per_response": "Revenue a campaign response brings (used by the simulation).",
+    "purchases:<name>": "Purchases through one channel, e.g. web, catalog, store.",
+    "spend:<name>": "Amount spent on one category, e.g. wines, meat.",
+    "campaign:<name>": "Whether the customer accepted one earlier campaign (1/0).",
+    "timestamp": "Date or time of the order.",
+    "order_id": "Identifies the order (order lines of one order are counted once).",
+    "amount": "Amount of the order line.",
+    "quantity": "Units on the order line (with the unit price, instead of an amount).",
+    "unit_price": "Price per unit (with the quantity, instead of an amount).",
+    "channel": "Where the order was placed (web, store, ...).",
+    "category": "Product category of the order line.",
+    "discount_flag": "Whether the order line had a discount or promotion.",
+    "discount_amount": "Discount given on the order line.",
+    "campaign_response": "Whether the order answered a campaign (1/0).",
+    IGNORE: "Not used.",
+}
+# Roles a mapping must have: always (True), or one role of a group (the group's description).
+MONEY_GROUP = "an amount: revenue or spend:<name> columns"
+ORDER_VALUE_GROUP = "an amount, or quantity and unit price"
+_REQUIRED: dict[str, dict[str, bool | str]] = {
+    CUSTOMERS: {"customer_id": True, "revenue": MONEY_GROUP, "spend:<name>": MONEY_GROUP},
+    TRANSACTIONS: {
+        "customer_id": True,
+        "timestamp": True,
+        "amount": ORDER_VALUE_GROUP,
+        "quantity": ORDER_VALUE_GROUP,
+        "unit_price": ORDER_VALUE_GROUP,
+    },
+}
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    """A role a column can play: what it means, the values it needs and whether a mapping must
+    have it (``required``), or one role of ``required_group``."""
+
+    name: str
+    shape: str
+    description: str
+    type: str
+    family: bool
+    required: bool
+    required_group: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": self.shape,
+            "description": self.description,
+            "type": self.type,
+            "family": self.family,
+            "required": self.required,
+            "required_group": self.required_group,
+        }
+
+
+def role_catalogue(shape: str | None = None) -> list[RoleInfo]:
+    """Every role of a shape (both shapes by default), in the order the mapping editor lists
+    them (:func:`allowed_roles`); ``family:<name>`` stands for one column per member."""
+    out = []
+    for one in SHAPES if shape is None else (shape,):
+        for name in allowed_roles(one):
+            family = name.endswith(":<name>")
+            need = _REQUIRED[one].get(name, False)
+            kind = "none" if name == IGNORE else role_kind(name.replace("<name>", "x"), one)
+            out.append(
+                RoleInfo(
+                    name=name,
+                    shape=one,
+                    description=ROLE_DESCRIPTIONS[name],
+                    type=kind,
+                    family=family,
+                    required=need is True,
+                    required_group=need if isinstance(need, str) else None,
+                )
+            )
+    return out
+
+
 @dataclass(frozen=True)
 class ColumnMapping:
     """Which role each input column plays. Columns absent from ``columns`` are ignored."""

@@ -1,9 +1,9 @@
 """Executing queued runs: in the serving process (inline) or in ``sistack worker`` processes.
 
 ``SISTACK_EXECUTION=inline`` (the default, one process on a laptop): a small thread pool of the
-API process runs each queued run, so a request never waits for a pipeline. A process that dies
-with runs in flight leaves them queued/running; ``RunService.recover`` fails them at the next
-start.
+API process runs each queued run, so a request never waits for a pipeline. A graceful stop lets
+the running runs finish and leaves the rest queued; at the next start ``RunService.recover``
+fails the runs a dead process left running (``interrupted``) and the queued ones are executed.
 
 ``SISTACK_EXECUTION=queue`` (production): the API only inserts queued rows; :class:`Worker`
 loops claim them one at a time (:mod:`sistack.service.queue`), heartbeat while running, and
@@ -67,7 +67,9 @@ class JobRunner:
             future.result(timeout=timeout)
 
     def shutdown(self, *, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Stop: runs in progress finish (``wait``); runs not started stay queued in the
+        database, and the next start of an inline process runs them."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class Worker:

@@ -166,10 +166,12 @@ class RunService:
     def close(self) -> None:
         self.store.close()
 
-    def recover(self) -> list[str]:
-        """At start-up: runs left queued/running by a dead process are failed; staging cleaned."""
+    def recover(self) -> tuple[list[str], list[str]]:
+        """At start-up of the process that owns every run (inline execution): runs a dead
+        process left running are failed as interrupted and staging leftovers removed. Returns
+        those ids and the queued runs, oldest first, which never started and can simply run."""
         self.artifacts.clean_staging()
-        return self.store.mark_interrupted(now=now())
+        return self.store.mark_interrupted(now=now()), self.store.queued_ids()
 
     # Datasets ---------------------------------------------------------------------------------
     def inspect(

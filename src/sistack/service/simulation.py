@@ -19,6 +19,7 @@ from sistack.domain.simulation import (
     Baseline,
     EconomicSettings,
     Scenario,
+    baseline_result,
     lever_catalogue,
     optimize_budget,
     simulate,
@@ -85,6 +86,13 @@ class SimulationService:
     def forget(self, run_id: str) -> None:
         with self._lock:
             self._cache.pop(run_id, None)
+
+    def current(self, run_id: str) -> dict[str, Any]:
+        """The run's persisted baseline, before any lever: revenue, margin, marketing cost,
+        profit and ROI per segment and overall (``GET /api/v1/runs/{id}/baseline``)."""
+        result = baseline_result(self.baseline(run_id)).to_dict()
+        result["run_id"] = run_id
+        return result
 
     def _scenario(self, baseline: Baseline, body: Mapping[str, Any]) -> Scenario:
         try:

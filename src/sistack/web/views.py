@@ -19,8 +19,8 @@ from fastapi import Request
 
 from sistack.api.deps import principal
 from sistack.api.schemas import RunOut
-from sistack.io.exports.charts import run_charts, segment_colors, share_chart
-from sistack.io.exports.report import read_projection_sample, render_report_html, report_svgs
+from sistack.io.exports.charts import segment_colors
+from sistack.io.exports.report import render_report_html
 from sistack.service.exports import ExportService, run_info
 from sistack.service.runs import RunService
 from sistack.service.simulation import SimulationService
@@ -114,19 +114,8 @@ class WebViews:
     def charts(self, docs: RunDocuments) -> dict[str, dict[str, Any]]:
         """Every chart spec of the run (see :func:`~sistack.io.exports.charts.run_charts`)."""
 
-        def build() -> dict[str, dict[str, Any]]:
-            art, run_id = self.runs.artifacts, docs.run.id
-            projection = read_projection_sample(
-                art.path(run_id, "features.parquet"), art.path(run_id, "assignments.parquet")
-            )
-            return run_charts(
-                profiles=docs.profiles,
-                insights=docs.insights,
-                model=docs.model,
-                projection=projection,
-            )
-
-        return self._cache.get((docs.run.id, "charts"), build)
+        run_id = docs.run.id
+        return self._cache.get((run_id, "charts"), lambda: self.exports.charts(run_id))
 
     def comparison(self, run_id: str, other_id: str) -> dict[str, Any]:
         """``GET /api/v1/runs/{run_id}/compare/{other_id}``, kept: both runs are immutable."""
@@ -138,17 +127,14 @@ class WebViews:
         )
 
     def overview_charts(self, docs: RunDocuments) -> dict[str, dict[str, Any]]:
-        """The overview's one chart, without reading any customer-level file."""
-        return self._cache.get(
-            (docs.run.id, "overview"), lambda: {"share": share_chart(docs.insights)}
-        )
+        """The overview's one chart (from the run's stored chart specs)."""
+        return {"share": self.charts(docs)["share"]}
 
     def report_html(self, run_id: str) -> str:
         """The report page: the document the PDF export prints (same inputs as
         :meth:`ExportService.report_pdf`), plus its screen toolbar."""
         docs = self.documents(run_id)
-        k = len(docs.segments)
-        svgs = self._cache.get((run_id, "svgs"), lambda: report_svgs(self.charts(docs), k))
+        svgs = self._cache.get((run_id, "svgs"), lambda: self.exports.report_svgs(run_id))
         scenarios = [s for s in self.exports.scenarios(run_id) if "result" in s]
         return render_report_html(
             run=run_info(self.runs.finished(run_id)),

@@ -56,7 +56,7 @@ def create_run(
         parent_id=body.parent_id,
     )
     runner.submit(record.id)
-    return RunOut.of(record)
+    return RunOut.of(record, filename=svc.filenames([record]).get(record.dataset_id))
 
 
 @router.get("", response_model=RunPage)
@@ -68,12 +68,19 @@ def list_runs(
     svc: RunService = Depends(service),
 ) -> RunPage:
     items, total = svc.list_runs(status=status, dataset_id=dataset_id, limit=limit, offset=offset)
-    return RunPage(items=[RunOut.of(r) for r in items], total=total, limit=limit, offset=offset)
+    names = svc.filenames(items)
+    return RunPage(
+        items=[RunOut.of(r, filename=names.get(r.dataset_id)) for r in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=NOT_FOUND)
 def get_run(run_id: str, svc: RunService = Depends(service)) -> RunOut:
-    return RunOut.of(svc.get_run(run_id))
+    record = svc.get_run(run_id)
+    return RunOut.of(record, filename=svc.filenames([record]).get(record.dataset_id))
 
 
 @router.get("/{run_id}/manifest", responses=NOT_READY)

@@ -81,6 +81,14 @@ def simulate(
     return sim.simulate(run_id, body.model_dump(exclude_unset=True), sensitivity=sensitivity)
 
 
+@router.get("/api/v1/runs/{run_id}/baseline", responses=error_responses(404, 409))
+def baseline(run_id: str, sim: SimulationService = Depends(simulation)) -> dict[str, Any]:
+    """The run as it stands, before any lever: revenue, margin, marketing cost, profit and ROI
+    per segment and overall (``overall`` is segment 0), with the economics used. The same
+    numbers every scenario reports as its baseline."""
+    return sim.current(run_id)
+
+
 @router.post(
     "/api/v1/runs/{run_id}/scenarios", status_code=201, response_model=ScenarioOut, responses=ERRORS
 )

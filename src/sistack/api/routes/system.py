@@ -41,6 +41,6 @@ async def demo(
         path.parent.rmdir()
         run = svc.create_run(record.id, name=f"Demo ({body.customers:,} customers)")
         runner.submit(run.id)
-        return RunOut.of(run)
+        return RunOut.of(run, filename=record.filename)
 
     return await run_in_threadpool(_make)

@@ -18,6 +18,8 @@ from sistack.domain.simulation.registry import (
     register,
 )
 from sistack.domain.simulation.result import (
+    BaselineResult,
+    BaselineSegment,
     Interval,
     LeverResult,
     Outcome,
@@ -28,6 +30,7 @@ from sistack.domain.simulation.scenario import (
     LeverSpec,
     MonteCarlo,
     Scenario,
+    baseline_result,
     simulate,
     validate_scenario,
 )
@@ -35,6 +38,8 @@ from sistack.domain.simulation.sensitivity import TornadoBar, tornado
 
 __all__ = [
     "Baseline",
+    "BaselineResult",
+    "BaselineSegment",
     "EconomicSettings",
     "Economics",
     "Guardrail",
@@ -51,6 +56,7 @@ __all__ = [
     "ScenarioResult",
     "SegmentOutcome",
     "TornadoBar",
+    "baseline_result",
     "get_lever",
     "known_levers",
     "lever_catalogue",

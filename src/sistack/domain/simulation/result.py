@@ -161,3 +161,39 @@ class ScenarioResult:
             else {**self.monte_carlo, "quantiles": [0.1, 0.5, 0.9]},
             "warnings": [w.to_dict() for w in self.warnings],
         }
+
+
+@dataclass(frozen=True)
+class BaselineSegment:
+    """One segment's (or, as segment 0, every segment's) numbers before any lever moves."""
+
+    segment: int
+    name: str
+    customers: float
+    outcome: Outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment,
+            "name": self.name,
+            "customers": plain(self.customers),
+            **self.outcome.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """The run as it stands: revenue, margin, marketing cost, profit and ROI per segment and
+    overall, under the economics a scenario without overrides uses (the ``baseline`` side of
+    every :class:`ScenarioResult`)."""
+
+    overall: BaselineSegment
+    segments: tuple[BaselineSegment, ...]
+    economics: Economics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall.to_dict(),
+            "segments": [s.to_dict() for s in self.segments],
+            "assumptions": {"economics": plain(self.economics.to_dict())},
+        }

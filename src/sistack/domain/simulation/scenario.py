@@ -41,6 +41,8 @@ from sistack.domain.simulation.registry import (
 from sistack.domain.simulation.result import (
     DELTA_METRICS,
     METRICS,
+    BaselineResult,
+    BaselineSegment,
     Interval,
     LeverResult,
     Outcome,
@@ -162,6 +164,24 @@ def simulate(baseline: Baseline, scenario: Scenario) -> ScenarioResult:
         response = response_draws(baseline, draws=mc.draws, seed=mc.seed)
         draws = _effects(baseline, economics, budget, levers, response, seed=mc.seed)
     return _assemble(baseline, economics, budget, levers, point, draws, mc)
+
+
+def baseline_result(baseline: Baseline) -> BaselineResult:
+    """The baseline's own numbers, with no lever: per segment and overall (segment 0).
+
+    The same table :func:`simulate` reports as ``baseline`` for a scenario without economic
+    overrides, so the two always agree to the last bit.
+    """
+    economics = baseline.economics
+    budget = baseline.budget(economics)
+    table = _table(baseline.revenue, baseline.revenue * economics.margin_rate, budget)
+    customers = (*baseline.customers.tolist(), float(baseline.customers.sum()))
+    names = (*baseline.names, OVERALL_NAME)
+    rows = [
+        BaselineSegment(seg, names[j], customers[j], Outcome(*(float(v) for v in table[j])))
+        for j, seg in enumerate((*baseline.ids, 0))
+    ]
+    return BaselineResult(overall=rows[-1], segments=tuple(rows[:-1]), economics=economics)
 
 
 def _effects(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
@@ -162,25 +163,48 @@ RASTER_CHARTS = frozenset({"projection"})
 def report_svgs(specs: dict[str, dict[str, Any]], k: int) -> dict[str, str]:
     """SVG of each chart the report shows (of those the run has); scatter plots as raster."""
     return {
-        name: (to_raster_svg if name in RASTER_CHARTS else to_svg)(specs[name])
+        name: stable_ids((to_raster_svg if name in RASTER_CHARTS else to_svg)(specs[name]), name)
         for name in report_chart_names(k)
         if name in specs
     }
 
 
+_ID = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
+
+
+def stable_ids(svg: str, prefix: str) -> str:
+    """The SVG with its element ids renamed ``<prefix>-0``, ``<prefix>-1``... in order.
+
+    Vega numbers clip paths with a counter that runs for the whole process (``clip17``), so the
+    same chart drawn twice differed in its ids, and a run's stored SVGs were not reproducible;
+    the chart's name as prefix also keeps ids unique when every chart is inlined in one page.
+    """
+    names: dict[str, str] = {}
+    for match in _ID.finditer(svg):
+        if match.group(1) == 'id="':
+            names.setdefault(match.group(2), f"{prefix}-{len(names)}")
+    return _ID.sub(lambda m: m.group(1) + names.get(m.group(2), m.group(2)), svg)
+
+
 def read_projection_sample(
     features: Path, assignments: Path, *, rows: int = PROJECTION_ROWS
 ) -> pl.DataFrame:
-    """Up to ``rows`` customers spread evenly through a run's feature file, with their segment.
+    """:func:`projection_sample` of a run's stored feature and assignment files."""
+    return projection_sample(pl.scan_parquet(features), pl.scan_parquet(assignments), rows=rows)
+
+
+def projection_sample(
+    features: pl.LazyFrame, assignments: pl.LazyFrame, *, rows: int = PROJECTION_ROWS
+) -> pl.DataFrame:
+    """Up to ``rows`` customers spread evenly through a run's feature table, with their segment.
 
     Deterministic (every n-th row), and cheap on a large run: only the sampled rows of the
-    feature file are materialised, and two columns of the assignments.
+    feature table are materialised, and two columns of the assignments.
     """
-    lazy = pl.scan_parquet(features)
-    total = int(lazy.select(pl.len()).collect().item())
+    total = int(features.select(pl.len()).collect().item())
     step = max(1, math.ceil(total / rows))
-    sample = lazy.gather_every(step).head(rows).collect()
-    segments = pl.scan_parquet(assignments).select("customer_id", "segment")
+    sample = features.gather_every(step).head(rows).collect()
+    segments = assignments.select("customer_id", "segment")
     ids = sample.get_column("customer_id")
     found = segments.filter(pl.col("customer_id").is_in(ids.implode())).collect()
     return sample.join(found, on="customer_id", how="inner", maintain_order="left")

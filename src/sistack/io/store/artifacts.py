@@ -32,6 +32,8 @@ ARTIFACTS = (
     "quality.json",
     "insights.json",
     "scores.parquet",
+    "charts.json",
+    "report-charts.json",
     "manifest.json",
 )
 STAGING = ".staging"

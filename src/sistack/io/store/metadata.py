@@ -499,9 +499,10 @@ class MetadataStore:
         return failed
 
     def mark_interrupted(self, *, now: dt.datetime) -> list[str]:
-        """Mark every queued or running run failed: its process is gone (call at start-up)."""
+        """Mark every running run failed: its process is gone (call at start-up of the single
+        process that owns every run). Queued runs never started; they stay queued."""
         with self._session.begin() as s:
-            rows = s.scalars(select(RunRow).where(RunRow.status.in_([QUEUED, RUNNING]))).all()
+            rows = s.scalars(select(RunRow).where(RunRow.status == RUNNING)).all()
             for row in rows:
                 row.status = FAILED
                 row.error_code = "interrupted"
@@ -511,6 +512,13 @@ class MetadataStore:
                 )
                 row.finished_at = now
             return [r.id for r in rows]
+
+    def queued_ids(self) -> list[str]:
+        """Ids of the queued runs, oldest first (ULIDs sort by creation time)."""
+        with self._session() as s:
+            return list(
+                s.scalars(select(RunRow.id).where(RunRow.status == QUEUED).order_by(RunRow.id))
+            )
 
 
 def _visible(owner: str, workspace: str | None) -> bool:

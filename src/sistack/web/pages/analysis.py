@@ -1,18 +1,21 @@
 """Simulation and Compare tabs of a run, and the executive report page.
 
-JSON twins: ``/runs/{id}/simulation`` drives ``GET /api/v1/levers``,
-``POST /api/v1/runs/{id}/simulate``, ``/scenarios`` and ``/optimize`` from the browser (every
-number it shows is a response of those calls); ``/runs/{id}/compare?other=X`` shows
-``GET /api/v1/runs/{id}/compare/{X}``; ``/runs/{id}/report`` is the document
-``GET /api/v1/runs/{id}/exports/report.pdf`` prints.
+JSON twins: ``/runs/{id}/simulation`` shows ``GET /api/v1/runs/{id}/baseline`` and drives
+``GET /api/v1/levers``, ``POST /api/v1/runs/{id}/simulate``, ``/scenarios`` and ``/optimize``
+from the browser (every number it shows is a response of those calls);
+``/runs/{id}/compare?other=X`` shows ``GET /api/v1/runs/{id}/compare/{X}``;
+``/runs/{id}/report`` is the document ``GET /api/v1/runs/{id}/exports/report.pdf`` prints.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from sistack.io.exports.charts import migration_chart
+from sistack.io.exports.report import fmt_number, fmt_pct
 from sistack.io.store.metadata import SUCCEEDED
 from sistack.service.simulation import SimulationService
 from sistack.web.pages.run import run_page
@@ -20,6 +23,14 @@ from sistack.web.templating import html_errors
 from sistack.web.views import WebViews, views
 
 router = APIRouter(include_in_schema=False)
+# The simulation's outcome measures: (key, label, number format).
+METRICS = (
+    ("revenue", "Revenue", "money"),
+    ("margin", "Margin", "money"),
+    ("cost", "Marketing cost", "money"),
+    ("profit", "Profit", "money"),
+    ("roi", "Return on marketing", "ratio"),
+)
 MC_DRAWS = 1000
 CANDIDATES = 100
 
@@ -28,8 +39,10 @@ CANDIDATES = 100
 @html_errors
 def simulation(request: Request, run_id: str, web: WebViews = Depends(views)) -> HTMLResponse:
     docs = web.documents(run_id)
+    baseline = web.simulation.current(run_id)  # GET /api/v1/runs/{id}/baseline
     overall_channels = (docs.insights["overall"].get("channels") or {}).get("shares") or {}
     sim_data = {
+        "baseline": baseline,
         "run_id": run_id,
         "levers": SimulationService.levers(),
         "segments": [
@@ -43,9 +56,26 @@ def simulation(request: Request, run_id: str, web: WebViews = Depends(views)) ->
         request,
         docs,
         tab="simulation",
-        twins=["/scenarios"],
+        twins=["/baseline", "/scenarios"],
         sim_data=sim_data,
         mc_draws=MC_DRAWS,
+        metrics=METRICS,
+        baseline=baseline,
+        baseline_of={s["segment"]: s for s in baseline["segments"]},
+        assumptions=assumptions_text(baseline["assumptions"]["economics"]),
+    )
+
+
+def assumptions_text(economics: dict[str, Any]) -> str:
+    """The economics a simulation uses, in one sentence (as the page's script writes it)."""
+    sources = economics["sources"]
+    return (
+        f"Assumptions: margin rate {fmt_pct(economics['margin_rate'], 0)} "
+        f"({sources['margin_rate']}), cost per contact {fmt_number(economics['cost_per_contact'])} "
+        f"({sources['cost_per_contact']}), revenue per response "
+        f"{fmt_number(economics['revenue_per_response'])} ({sources['revenue_per_response']}), "
+        f"current discount depth {fmt_pct(economics['current_discount_depth'], 0)} "
+        f"({sources['current_discount_depth']})."
     )
 
 

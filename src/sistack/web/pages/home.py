@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from sistack.api.schemas import DemoCreate, RunOut
-from sistack.domain.schema import SHAPES, allowed_roles
+from sistack.domain.schema import SHAPES
 from sistack.web.templating import html_errors, render
 from sistack.web.views import WebViews, views
 
@@ -22,7 +22,8 @@ LISTED = 50
 @html_errors
 def home(request: Request, web: WebViews = Depends(views)) -> HTMLResponse:
     records, total = web.runs.list_runs(limit=LISTED, offset=0)
-    runs = [{"run": RunOut.of(r), "filename": web.filename(r.dataset_id)} for r in records]
+    names = web.runs.filenames(records)  # as GET /api/v1/runs lists them
+    runs = [RunOut.of(r, filename=names.get(r.dataset_id)) for r in records]
     return render(
         request,
         "home.html",
@@ -50,8 +51,10 @@ def new_analysis(request: Request, web: WebViews = Depends(views)) -> HTMLRespon
         request,
         "new.html",
         nav="new",
-        roles={shape: allowed_roles(shape) for shape in SHAPES},
+        roles={
+            shape: [r.to_dict() for r in web.runs.roles(shape)] for shape in SHAPES
+        },  # GET /api/v1/roles
         defaults={"seed": settings.seed, "k_min": settings.k_min, "k_max": settings.k_max},
         max_upload=size_text(settings.max_upload_bytes),
-        twins=[],
+        twins=["/api/v1/roles"],
     )

@@ -33,17 +33,34 @@ TAB_LABELS = {
     "quality": "Data quality",
     "exports": "Exports",
 }
+# (name, title, what it holds, built in the background) per export the Exports tab offers.
 EXPORTS = (
-    ("report.pdf", "Executive PDF", "cover, summary, one page per segment, scenarios, appendix"),
+    (
+        "report.pdf",
+        "Executive PDF",
+        "cover, summary, one page per segment, scenarios, appendix",
+        False,
+    ),
     (
         "workbook.xlsx",
         "Excel workbook",
         "summary, segments, personas, insights, scenarios, customers",
+        True,
     ),
-    ("assignments.csv", "Assignments (CSV)", "every customer with their segment"),
-    ("assignments.parquet", "Assignments (Parquet)", "the same, for data tools"),
-    ("profiles.csv", "Segment profiles (CSV)", "one row per segment: size, shares, feature means"),
-    ("manifest.json", "Manifest (JSON)", "input hash, configuration, versions, artifact hashes"),
+    ("assignments.csv", "Assignments (CSV)", "every customer with their segment", False),
+    ("assignments.parquet", "Assignments (Parquet)", "the same, for data tools", False),
+    (
+        "profiles.csv",
+        "Segment profiles (CSV)",
+        "one row per segment: size, shares, feature means",
+        False,
+    ),
+    (
+        "manifest.json",
+        "Manifest (JSON)",
+        "input hash, configuration, versions, artifact hashes",
+        False,
+    ),
 )
 
 

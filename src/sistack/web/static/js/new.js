@@ -76,14 +76,15 @@
   function form(file) { const data = new FormData(); data.append("file", file, file.name); return data; }
 
   // 2. Mapping and quality preview -----------------------------------------------------------
+  // GET /api/v1/roles, embedded in the page: name, description, value type, required.
   function roleOptions(shape, column, current) {
     const options = [];
-    for (const role of ROLES[shape]) {
-      if (role.endsWith(":<name>")) {
-        const family = role.split(":")[0];
-        const own = current && current.startsWith(family + ":") ? current : `${family}:${slug(column)}`;
-        options.push(own);
-      } else options.push(role);
+    for (const info of ROLES[shape]) {
+      const role = info.family
+        ? (current && current.startsWith(info.name.split(":")[0] + ":") ? current : `${info.name.split(":")[0]}:${slug(column)}`)
+        : info.name;
+      const need = info.required ? " (required)" : info.required_group ? " (or its alternatives)" : "";
+      options.push({ role, title: info.description + (info.required ? " Required." : info.required_group ? ` Needed: ${info.required_group}.` : ""), need });
     }
     return options;
   }
@@ -104,8 +105,8 @@
       const current = mapped[column] || "ignore";
       const select = el("select", { class: "role", id: `role-${i}`, "data-column": column,
         "aria-label": `Role of column ${column}` });
-      for (const role of roleOptions(ds.shape, column, mapped[column])) {
-        select.append(el("option", { value: role, text: role === "ignore" ? "ignore (not used)" : role,
+      for (const { role, title, need } of roleOptions(ds.shape, column, mapped[column])) {
+        select.append(el("option", { value: role, title, text: role === "ignore" ? "ignore (not used)" : role + need,
           selected: role === current }));
       }
       select.addEventListener("change", () => {

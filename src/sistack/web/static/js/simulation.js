@@ -10,7 +10,12 @@
   const RUN = `/api/v1/runs/${encodeURIComponent(DATA.run_id)}`;
   const SEGMENTS = DATA.segments;
   const DEFAULT_LEVER = "price";
-  const METRICS = ["revenue", "margin", "cost", "profit"];
+  const METRICS = ["revenue", "margin", "cost", "profit", "roi"];
+  const BASELINE = DATA.baseline;  // GET /api/v1/runs/{id}/baseline, shown until a control moves
+  const ratio = (v) => (v === null || v === undefined ? "—" : `${v.toFixed(2)}×`);
+  const signedRatio = (v) => (v === null || v === undefined ? "—" : `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}×`);
+  const show = (m, v) => (m === "roi" ? ratio(v) : fmt.money(v));
+  const showDelta = (m, v) => (m === "roi" ? signedRatio(v) : fmt.signedMoney(v));
   const levers = {};
   let lastResult = null;
 
@@ -18,7 +23,7 @@
   const variants = (p) => (p.anyOf ? p.anyOf.filter((o) => o.type !== "null") : [p]);
   const nullable = (p) => Boolean(p.anyOf && p.anyOf.some((o) => o.type === "null"));
   const isPercent = (name, s) => /share|shift|change|uplift|loss_rate|rate/.test(name) && s.maximum <= 1;
-  const show = (name, s, v) => {
+  const showParam = (name, s, v) => {
     if (!isPercent(name, s)) return s.type === "integer" ? String(v) : fmt.number(v, 2);
     return s.minimum < 0 ? fmt.signedPct(v) : fmt.pct(v, 0);
   };
@@ -28,9 +33,9 @@
   function slider(id, name, schema, value, onInput) {
     const step = schema.type === "integer" ? 1 : (schema.maximum - schema.minimum <= 2 ? 0.01 : (schema.maximum - schema.minimum) / 100);
     const input = el("input", { type: "range", id, min: schema.minimum, max: schema.maximum, step, value });
-    const out = el("output", { for: id, text: show(name, schema, Number(value)) });
-    input.addEventListener("input", () => { out.textContent = show(name, schema, Number(input.value)); onInput(); });
-    return { input, out, set(v) { input.value = v; out.textContent = show(name, schema, Number(input.value)); } };
+    const out = el("output", { for: id, text: showParam(name, schema, Number(value)) });
+    input.addEventListener("input", () => { out.textContent = showParam(name, schema, Number(input.value)); onInput(); });
+    return { input, out, set(v) { input.value = v; out.textContent = showParam(name, schema, Number(input.value)); } };
   }
 
   function control(lever, name, p, changed) {
@@ -164,7 +169,7 @@
     const body = scenario();
     const status = $("sim-status"), card = $("result-card");
     hideError($("sim-error"));
-    if (!body.levers.length) { status.textContent = "Switch a lever on to see its effect."; return; }
+    if (!body.levers.length) { ++sequence; if (inflight) inflight.abort(); showBaseline(); return; }
     const mine = ++sequence;
     if (inflight) inflight.abort();
     inflight = new AbortController();
@@ -186,6 +191,39 @@
 
   const signClass = (metric, v) => (!v ? "" : (metric === "cost" ? v < 0 : v > 0) ? "up" : "down");
 
+  /** The run as it stands (no lever): what the server rendered, put back. */
+  function showBaseline() {
+    const o = BASELINE.overall;
+    const card = $("result-card");
+    lastResult = null;
+    card.dataset.scenario = "baseline";
+    card.setAttribute("aria-busy", "false");
+    for (const m of METRICS) {
+      const box = $(`metric-${m}`);
+      const value = box.querySelector(".metric-value");
+      value.textContent = show(m, o[m]);
+      value.dataset.value = o[m] === null ? "" : String(o[m]);
+      const delta = box.querySelector(".metric-delta");
+      delta.textContent = "Baseline";
+      delta.className = "metric-delta";
+      box.querySelector(".metric-base").textContent = "No lever applied";
+      box.querySelector(".metric-band").textContent = "\u00a0";
+    }
+    $("segment-results").classList.add("no-mc");
+    for (const s of BASELINE.segments) {
+      const row = document.querySelector(`#segment-results tr[data-segment="${s.segment}"]`);
+      if (!row) continue;
+      const cells = [fmt.signedMoney(0), "—", fmt.money(s.profit), fmt.signedMoney(0), fmt.signedMoney(0), fmt.signedMoney(0)];
+      row.querySelectorAll("td").forEach((td, i) => {
+        td.textContent = cells[i];
+        td.className = "num" + (i === 0 ? " strong" : i === 1 ? " band" : "");
+      });
+      row.querySelector("td").dataset.value = "0";
+    }
+    $("warnings").replaceChildren();
+    $("sim-status").textContent = "Baseline: move a control to try a decision";
+  }
+
   function render(result, body) {
     lastResult = result;
     const o = result.overall;
@@ -194,14 +232,14 @@
     for (const m of METRICS) {
       const box = $(`metric-${m}`);
       const value = box.querySelector(".metric-value");
-      value.textContent = fmt.money(o.scenario[m]);
-      value.dataset.value = String(o.scenario[m]);
+      value.textContent = show(m, o.scenario[m]);
+      value.dataset.value = o.scenario[m] === null ? "" : String(o.scenario[m]);
       const delta = box.querySelector(".metric-delta");
-      delta.textContent = o.delta[m] === 0 ? "no change" : fmt.signedMoney(o.delta[m]);
+      delta.textContent = o.delta[m] === 0 ? "no change" : showDelta(m, o.delta[m]);
       delta.className = `metric-delta ${signClass(m, o.delta[m])}`;
-      box.querySelector(".metric-base").textContent = `Baseline ${fmt.money(o.baseline[m])}`;
+      box.querySelector(".metric-base").textContent = `Baseline ${show(m, o.baseline[m])}`;
       const u = o.uncertainty && o.uncertainty.scenario[m];
-      box.querySelector(".metric-band").textContent = u ? `P10 ${fmt.money(u.p10)} · P50 ${fmt.money(u.p50)} · P90 ${fmt.money(u.p90)}` : "\u00a0";
+      box.querySelector(".metric-band").textContent = u ? `P10 ${show(m, u.p10)} · P50 ${show(m, u.p50)} · P90 ${show(m, u.p90)}` : "\u00a0";
     }
     $("segment-results").classList.toggle("no-mc", !result.monte_carlo);
     for (const s of result.segments) {
@@ -223,7 +261,6 @@
       `cost per contact ${fmt.number(e.cost_per_contact)} (${e.sources.cost_per_contact}), revenue per response ` +
       `${fmt.number(e.revenue_per_response)} (${e.sources.revenue_per_response}), current discount depth ` +
       `${fmt.pct(e.current_discount_depth, 0)} (${e.sources.current_discount_depth}).`;
-    if (!$("budget").value) $("budget").value = String(o.baseline.cost);
   }
 
   // Saved scenarios --------------------------------------------------------------------------
@@ -305,5 +342,6 @@
 
   buildLevers();
   loadList();
-  simulate();
+  $("budget").value = String(BASELINE.overall.cost);
+  showBaseline();
 })();
