@@ -29,9 +29,13 @@ def open_run(page: Any, live: Live, run_id: str, tab: str = "") -> None:
 
 
 def wait_charts(page: Any) -> None:
-    """Every chart on the page has been drawn by vega-embed."""
+    """Every chart on the page has been drawn by vega-embed.
+
+    (Predicates are written as functions: Playwright evaluates those once, where the page's
+    Content-Security-Policy allows it; an expression would be re-evaluated with eval, which the
+    policy forbids.)"""
     page.wait_for_function(
-        "[...document.querySelectorAll('[data-chart]')]"
+        "() => [...document.querySelectorAll('[data-chart]')]"
         ".every(e => e.dataset.ready === '1' && e.querySelector('svg'))"
     )
 
@@ -188,7 +192,7 @@ def test_save_load_and_compare_scenarios(live: Live, page: Any, finished_run: st
     page.fill("#scenario-name", "Premium price -3%")
     page.click("#save-form button[type=submit]")
     page.wait_for_function(
-        "document.querySelectorAll('#scenario-list li[data-scenario-id]').length >= 2"
+        "() => document.querySelectorAll('#scenario-list li[data-scenario-id]').length >= 2"
     )
     saved = live.api("GET", f"/api/v1/runs/{finished_run}/scenarios")
     by_name = {s["name"]: s for s in saved}
@@ -214,7 +218,7 @@ def test_save_load_and_compare_scenarios(live: Live, page: Any, finished_run: st
 
 def test_optimiser_shows_the_allocation(live: Live, page: Any, finished_run: str) -> None:
     open_run(page, live, finished_run, "simulation")
-    page.wait_for_function("document.getElementById('budget').value !== ''")
+    page.wait_for_function("() => document.getElementById('budget').value !== ''")
     budget = float(page.input_value("#budget"))
     page.click("#optimize-form button[type=submit]")
     page.wait_for_selector("#optimize-result:not([hidden])")
