@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
 from sistack.demo import write_dataset
@@ -157,10 +158,31 @@ def test_segments_and_quality_pages(live: Live, page: Any, finished_run: str) ->
     screenshot(page, "07-quality")
 
 
+def test_simulation_shows_the_baseline_before_a_slider_moves(
+    live: Live, page: Any, finished_run: str
+) -> None:
+    open_run(page, live, finished_run, "simulation")
+    baseline = live.api("GET", f"/api/v1/runs/{finished_run}/baseline")
+    assert page.get_attribute("#result-card", "data-scenario") == "baseline"
+    assert page.inner_text("#sim-status").startswith("Baseline")
+    shown_as = {"revenue": "money", "margin": "money", "cost": "money", "profit": "money"}
+    for key, fmt in {**shown_as, "roi": "ratio"}.items():
+        shown = page.locator(f"#metric-{key} .metric-value")
+        assert float(shown.get_attribute("data-value")) == baseline["overall"][key], key
+        assert shown.inner_text() == format_as(baseline["overall"][key], fmt), key
+    for segment in baseline["segments"]:
+        row = page.locator(f'#baseline-table tbody tr[data-segment="{segment["segment"]}"]')
+        cell = row.locator('td[data-key="profit"]')
+        assert float(cell.get_attribute("data-value")) == segment["profit"]
+        assert cell.inner_text() == fmt_money(segment["profit"])
+    assert float(page.input_value("#budget")) == baseline["overall"]["cost"]
+    screenshot(page, "05-simulation-baseline")
+
+
 def test_moving_a_slider_shows_the_apis_profit(live: Live, page: Any, finished_run: str) -> None:
     open_run(page, live, finished_run, "simulation")
+    baseline = float(page.get_attribute("#metric-profit .metric-value", "data-value"))
     neutral = {"levers": [{"lever": "price", "params": {"change": {"1": 0}}}]}
-    baseline = wait_result(page, neutral)
     api = live.api("POST", f"/api/v1/runs/{finished_run}/simulate", json=neutral)
     assert baseline == api["overall"]["baseline"]["profit"] == api["overall"]["scenario"]["profit"]
     move_slider(page, "#price-change-1", 5)
@@ -249,6 +271,19 @@ def test_exports_tab_and_report_page(live: Live, page: Any, finished_run: str) -
     assert links.pop("report.html") == f"/runs/{finished_run}/report"
     assert links == {name: base + name for name in REGISTRY}  # one link per export format
     screenshot(page, "08-exports")
+    # the workbook is prepared in the background (progress shown), then downloaded
+    with page.expect_download(timeout=60_000) as started:
+        page.click("a[data-export='workbook.xlsx']")
+    download = started.value
+    assert download.suggested_filename == f"{finished_run}-workbook.xlsx"
+    with open(download.path(), "rb") as fh:  # the downloaded file has no extension
+        book = openpyxl.load_workbook(fh, read_only=True)
+    assert book.sheetnames[0] == "Summary" and "Customers" in book.sheetnames
+    assert page.get_attribute("a[data-export='workbook.xlsx']", "data-state") == "ready"
+    screenshot(page, "08-exports-workbook")
+    with page.expect_download() as started:
+        page.click("a[data-export='report.pdf']")
+    assert started.value.suggested_filename == f"{finished_run}-report.pdf"
     page.click("a[data-export='report.html']")
     page.wait_for_selector("section.cover")
     assert finished_run in page.inner_text("section.cover")

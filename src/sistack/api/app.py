@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.jobs.shutdown(wait=True)
+            app.state.exports.close()
             service.close()
 
     app = FastAPI(
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(insights.router)
     app.include_router(simulation.router)
     app.include_router(exports.router)
+    app.include_router(datasets.roles_router)
     web.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Outermost last: security headers on every answer, then the signed session cookie the

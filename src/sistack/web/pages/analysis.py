@@ -29,7 +29,7 @@ METRICS = (
     ("margin", "Margin", "money"),
     ("cost", "Marketing cost", "money"),
     ("profit", "Profit", "money"),
-    ("roi", "Return on marketing", "ratio"),
+    ("roi", "ROI", "ratio"),
 )
 MC_DRAWS = 1000
 CANDIDATES = 100

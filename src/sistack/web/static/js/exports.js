@@ -38,9 +38,10 @@
           await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, (status.retry_after || 1) * 1000)));
         }
         setProgress(bar, 100);
-        text.textContent = "Ready: downloading";
+        text.textContent = "Ready: the download has started.";
         link.dataset.state = "ready";
         window.location.assign(link.href);  // served as an attachment: the page stays
+        setTimeout(() => { box.hidden = true; }, 5000);
       } catch (error) {
         link.dataset.state = "failed";
         box.hidden = true;
