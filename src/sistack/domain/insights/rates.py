@@ -182,18 +182,23 @@ def campaign_rates(
     any_yes = (stacked == 1.0).any(axis=0)
     all_known = ~np.isnan(stacked).any(axis=0)
     columns[ANY_CAMPAIGN] = np.where(any_yes, 1.0, np.where(all_known, 0.0, np.nan))
+    # One counting pass per campaign (integer counts, so the same numbers as masking).
+    ids, index = np.unique(seg, return_inverse=True)
+    customers = np.bincount(index, minlength=len(ids))
+    counts = {}
+    for name, values in columns.items():
+        known = ~np.isnan(values)
+        yes = np.bincount(index, weights=(values == 1.0), minlength=len(ids))
+        counts[name] = (yes, np.bincount(index, weights=known, minlength=len(ids)))
     out = []
-    for s in np.unique(seg):
-        mask = seg == s
-        for name, values in columns.items():
-            known = values[mask]
-            known = known[~np.isnan(known)]
+    for j, s in enumerate(ids.tolist()):
+        for name, (yes, trials) in counts.items():
             out.append(
                 CampaignRate(
                     segment=int(s),
                     campaign=name,
-                    customers=int(mask.sum()),
-                    interval=wilson_interval(int(known.sum()), len(known)),
+                    customers=int(customers[j]),
+                    interval=wilson_interval(int(yes[j]), int(trials[j])),
                 )
             )
     return tuple(out)
