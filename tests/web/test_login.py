@@ -217,3 +217,31 @@ def test_local_mode_has_no_login_but_refuses_cross_site_writes(tmp_path: Path) -
         assert client.post(f"{API}/demo", json=demo).status_code == 202  # curl, scripts
         for run in client.get(f"{API}/runs").json()["items"]:
             client.app.state.jobs.wait(run["id"], timeout=60)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1:8000", True),
+        ("localhost:8000", True),
+        ("LOCALHOST", True),
+        ("app.localhost:8000", True),
+        ("[::1]:8000", True),
+        ("192.168.1.20:8000", True),
+        ("evil.example:8000", False),
+        ("evil.example", False),
+        ("127.0.0.1.nip.io:8000", False),
+        ("", False),
+    ],
+)
+def test_local_mode_answers_only_requests_addressed_to_this_machine(
+    tmp_path: Path, host: str, allowed: bool
+) -> None:
+    """DNS rebinding: a site re-pointing its own name at 127.0.0.1 sends its name as Host."""
+    with TestClient(create_app(small_settings(tmp_path / "home"))) as client:
+        for path in (f"{API}/runs", "/"):
+            response = client.get(path, headers={"host": host})
+            assert response.status_code == (200 if allowed else 403), (path, response.text[:200])
+            if not allowed:
+                assert response.json()["error"]["code"] == "host_not_allowed"
+        assert client.get("/health", headers={"host": host}).status_code == 200

@@ -13,6 +13,9 @@
   mode) that changes state must carry the session's CSRF token in ``X-CSRF-Token``; API clients
   that send a key header do not need one (a page on another site cannot set that header).
 - Pages (everything else) redirect to ``/login`` while keys exist and no session is open.
+- In local mode a request must name this machine in its ``Host`` header (``localhost``, an IP
+  address): a page of another site whose name the attacker re-points at 127.0.0.1 (DNS
+  rebinding) would otherwise read and change everything, the browser seeing one origin.
 
 :class:`SecurityHeadersMiddleware` adds the CSP and friends to every response.
 """
@@ -20,6 +23,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
 import secrets
@@ -93,6 +97,24 @@ def csrf_ok(session: MutableMapping[str, Any], sent: str | None) -> bool:
     return bool(sent and isinstance(expected, str) and hmac.compare_digest(expected, sent))
 
 
+def local_host(host: str) -> bool:
+    """Whether a ``Host`` header names this machine without a DNS name an attacker could own:
+    an IP address, ``localhost`` (or ``*.localhost``), or ``testserver`` (Starlette's test
+    client, a single-label name no public domain can take)."""
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:8000
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name in ("localhost", "testserver") or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def presented_key(headers: Headers) -> str | None:
     """The API key of a request: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
     auth = headers.get("authorization", "")
@@ -143,6 +165,16 @@ class AccessMiddleware:
             )
         except AuthError as exc:
             await _error(send, 401, exc.code, exc.message, www_authenticate=CHALLENGE)
+            return
+        if principal is LOCAL and not local_host(headers.get("host", "")):
+            await _error(
+                send,
+                403,
+                "host_not_allowed",
+                "Without API keys this server answers only requests addressed to localhost or "
+                "an IP address (a guard against DNS rebinding). Use http://127.0.0.1:<port>/, "
+                "or create a key with `sistack keys create`.",
+            )
             return
         if principal is None:
             if api:
