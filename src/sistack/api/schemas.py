@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -55,6 +55,12 @@ class RunCreate(BaseModel):
     reference_date: dt.date | None = None
     name: str | None = Field(default=None, max_length=255)
     parent_id: str | None = Field(default=None, max_length=64)
+    engine: Literal["local", "spark"] | None = Field(
+        default=None, description="Where the run computes: 'local' (default) or 'spark'."
+    )
+    spark_master: str | None = Field(
+        default=None, max_length=300, description="Spark master URL, e.g. spark://host:7077."
+    )
 
     @model_validator(mode="after")
     def _k_range(self) -> RunCreate:

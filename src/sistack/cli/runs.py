@@ -74,10 +74,12 @@ def _analyse(
     seed: int | None,
     name: str | None,
     show_progress: bool,
+    engine: str | None = None,
+    spark_master: str | None = None,
 ) -> RunRecord:
     if not path.is_file():
         raise InputError(f"No file at {path}.", code="file_not_found")
-    config = svc.default_config(k=k, seed=seed)
+    config = svc.default_config(k=k, seed=seed, engine=engine, spark_master=spark_master)
     # The file name lets the reader warn when the extension does not match the content.
     dataset, inspection = svc.add_dataset(path, filename=path.name, keep=False, shape=shape)
     # Held: this process executes it now, a queue worker on the same database must not.
@@ -202,9 +204,26 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Seed (default 42).")] = None,
     shape: Annotated[str | None, typer.Option(help="Force 'customers' or 'transactions'.")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the run.")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="'local' (default) or 'spark' (extra: sistack[spark]).")
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(help="Spark master URL: local[2], spark://host:7077, k8s://https://..."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Segment the customers of a file and store the run."""
+    from sistack.engines import ENGINES, check_engine
+
+    if spark_master is not None and engine is None:
+        engine = "spark"
+    if engine is not None and engine not in ENGINES:
+        raise InputError(
+            f"Unknown engine '{engine}': use one of {', '.join(ENGINES)}.", code="invalid_option"
+        )
+    if engine is not None:
+        check_engine(engine)  # before reading the file: a missing extra is said at once
     with open_service() as svc:
         record = _analyse(
             svc,
@@ -215,6 +234,8 @@ def run(
             seed=seed,
             name=name,
             show_progress=not as_json,
+            engine=engine,
+            spark_master=spark_master,
         )
         _finish(record, svc, as_json)
 

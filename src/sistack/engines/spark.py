@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from pyspark import SparkContext
 from pyspark.mllib.clustering import KMeans as MllibKMeans
 from pyspark.mllib.clustering import KMeansModel as MllibKMeansModel
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -52,6 +53,7 @@ EXACT_MEDIAN_ROWS = 5_000_000  # above this many customers, medians are approxim
 SESSION_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
     # Partitioned artifacts are read by file listing: no _SUCCESS marker beside them.
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
 }
@@ -60,6 +62,9 @@ SESSION_CONF = {
 def build_session(master: str | None) -> SparkSession:
     """This process's Spark session (created once, then shared by every run)."""
     active = SparkSession.getActiveSession()
+    if active is None and SparkContext._active_spark_context is not None:
+        # Started on another thread (the active session is per thread): the same one.
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
         if master and active.sparkContext.master != master:
             raise SistackError(
@@ -342,8 +347,9 @@ class SparkEngine:
             .partitionBy("segment")
             .parquet(target.resolve().as_uri())
         )
-        for crc in target.rglob(".*.crc"):  # Hadoop's local checksum files: not artifacts
-            crc.unlink()
+        # Hadoop's local checksum files and the job marker are not artifacts.
+        for extra in [*target.rglob(".*.crc"), *target.rglob("_SUCCESS")]:
+            extra.unlink()
         return ["assignments"]
 
     def release(self) -> None:

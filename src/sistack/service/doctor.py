@@ -117,7 +117,25 @@ def _check_run(root: Path, run_id: str) -> tuple[list[Problem], int]:
     problems: list[Problem] = []
     hashed = 0
     present = {p.name: p for p in folder.iterdir()}
-    for name in sorted(present.keys() - listed.keys() - {MANIFEST}):
+    # An engine's partitioned artifact is a directory whose files the manifest lists one by one
+    # ("assignments/segment=1/part-0.parquet"): the directory is listed, a file it holds that the
+    # manifest does not name is extra.
+    tops = {name.split("/", 1)[0] for name in listed}
+    for top in sorted(tops - listed.keys()):
+        entry = present.get(top)
+        if entry is not None and entry.is_symlink():
+            message = f"Run {run_id} holds a symbolic link '{top}'; it was not followed."
+            problems.append(Problem(SYMLINK, f"{run_id}/{top}", message, run_id))
+            listed = {n: v for n, v in listed.items() if n.split("/", 1)[0] != top}
+            continue
+        if entry is None or not entry.is_dir():
+            continue
+        for inner in sorted(entry.rglob("*")):
+            rel = inner.relative_to(folder).as_posix()
+            if (inner.is_file() or inner.is_symlink()) and rel not in listed:
+                message = f"Run {run_id} holds a file '{rel}' that its manifest does not list."
+                problems.append(Problem(EXTRA_FILE, f"{run_id}/{rel}", message, run_id))
+    for name in sorted(present.keys() - listed.keys() - tops - {MANIFEST}):
         entry, rel = present[name], f"{run_id}/{name}"
         if entry.is_symlink():
             message = f"Run {run_id} holds a symbolic link '{name}'; it was not followed."
@@ -158,10 +176,21 @@ def _listed_artifacts(manifest: Path, run_id: str) -> dict[str, dict[str, Any]]:
     listed = document.get("artifacts") if isinstance(document, dict) else None
     if not isinstance(listed, dict) or document.get("run_id") != run_id:
         raise ValueError(f"The {MANIFEST} of run {run_id} is not this run's manifest.")
-    names = [n for n in listed if not isinstance(listed[n], dict) or Path(n).name != n]
+    names = [n for n in listed if not isinstance(listed[n], dict) or not _safe_name(n)]
     if names:
         raise ValueError(f"The {MANIFEST} of run {run_id} lists invalid artifacts {names[:3]}.")
     return listed
+
+
+def _safe_name(name: str) -> bool:
+    """A file name, or a relative path of at most three plain parts (partitioned artifacts)."""
+    parts = name.split("/")
+    return (
+        0 < len(parts) <= 3
+        and all(p not in ("", ".", "..") for p in parts)
+        and not any(c in name for c in ("\\", "\x00", ":"))
+        and all(Path(p).name == p for p in parts)
+    )
 
 
 def _strays(root: Path, runs: dict[str, RunRecord]) -> list[Problem]:

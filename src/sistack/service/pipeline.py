@@ -8,29 +8,33 @@ reproduce and the benchmarks, so they all exercise one code path.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from threadpoolctl import threadpool_limits
 
-from sistack.domain.features import FeatureMatrix, build_features
+from sistack.domain.features import FeatureMatrix
 from sistack.domain.insights.promotion import fit_response
 from sistack.domain.insights.report import Insights, build_insights
-from sistack.domain.profiles import SegmentProfile, build_profiles, finite_std
+from sistack.domain.profiles import SegmentProfile, finite_std
 from sistack.domain.quality import CHANGED, QualityIssue, QualityReport
 from sistack.domain.schema import CUSTOMERS, ColumnMapping
 from sistack.domain.segmentation.model import FeatureScaler, SegmentModel
 from sistack.domain.segmentation.selection import sample_indices
 from sistack.domain.segmentation.stability import Stability, bootstrap_stability
-from sistack.domain.transactions import aggregate_transactions
+from sistack.domain.transactions_stream import aggregate_transactions_lazy
 from sistack.domain.validation import CustomerTable, validate_customers
+from sistack.engines import SPARK_MASTER, Engine, LocalEngine, open_engine
 from sistack.errors import InputError
+from sistack.io.spill import spill_to
 
 Progress = Callable[[str, int], None]
 
@@ -57,6 +61,15 @@ class RunConfig(BaseModel):
         default=20_000, ge=100, description="Labelled customers used to fit the response model."
     )
     clip_quantiles: tuple[float, float] = (0.01, 0.99)
+    engine: Literal["local", "spark"] = Field(
+        default="local", description="Where the data-parallel steps run (see docs/spark.md)."
+    )
+    spark_master: str | None = Field(
+        default=None,
+        max_length=300,
+        pattern=SPARK_MASTER.pattern,
+        description="Spark master URL (engine 'spark'): local[N], spark://host:7077, k8s://...",
+    )
 
     @model_validator(mode="after")
     def _range(self) -> RunConfig:
@@ -84,6 +97,9 @@ class PipelineResult:
     insights: Insights
     shape: str = CUSTOMERS
     timings: dict[str, float] = field(default_factory=dict)
+    engine: dict[str, str] = field(default_factory=lambda: {"name": "local"})
+    # Writes the engine's own artifacts (Spark: partitioned assignments) into a run folder.
+    engine_artifacts: Callable[[Path], list[str]] | None = None
 
     def model_document(self) -> dict[str, Any]:
         """The fitted model as plain numbers (no pickle): features, scaler and centres."""
@@ -113,12 +129,38 @@ def min_customers(config: RunConfig) -> int:
 
 
 def prepare(
-    raw: pl.DataFrame, mapping: ColumnMapping, *, reference_date: dt.date | None
+    raw: pl.DataFrame | pl.LazyFrame, mapping: ColumnMapping, *, reference_date: dt.date | None
 ) -> CustomerTable:
     """Validate customer rows, or aggregate transactions, into a canonical customer table."""
+    if isinstance(raw, pl.LazyFrame):
+        return prepare_streamed(raw, mapping, reference_date=reference_date)
+    return LocalEngine().prepare(raw, mapping, reference_date=reference_date)
+
+
+# Transaction rows aggregated in memory at once by the streaming path (one partition's worth).
+ROWS_PER_PART = 8_000_000
+
+
+def prepare_streamed(
+    raw: pl.LazyFrame, mapping: ColumnMapping, *, reference_date: dt.date | None
+) -> CustomerTable:
+    """``prepare`` for a file scanned lazily (too large to read whole), in bounded memory.
+
+    Customer rows are typed a few columns at a time; transaction rows are typed in one
+    streaming pass, spilled to a temporary folder partitioned by customer, and aggregated one
+    partition at a time. The result equals ``prepare`` on the whole table, bit for bit.
+    """
     if mapping.shape == CUSTOMERS:
         return validate_customers(raw, mapping, reference_date=reference_date)
-    return aggregate_transactions(raw, mapping, reference_date=reference_date)
+    rows = int(raw.select(pl.len()).collect(engine="streaming").item())
+    with tempfile.TemporaryDirectory(prefix="sistack-spill-") as folder:
+        return aggregate_transactions_lazy(
+            raw,
+            mapping,
+            spill=spill_to(Path(folder)),
+            parts=max(1, -(-rows // ROWS_PER_PART)),
+            reference_date=reference_date,
+        )
 
 
 def model_matrix(features: FeatureMatrix, names: list[str]) -> np.ndarray:
@@ -126,13 +168,33 @@ def model_matrix(features: FeatureMatrix, names: list[str]) -> np.ndarray:
 
 
 def run_pipeline(
-    raw: pl.DataFrame,
+    raw: pl.DataFrame | pl.LazyFrame,
     mapping: ColumnMapping,
     config: RunConfig,
     *,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> PipelineResult:
-    """Validate -> features -> scale -> choose k and fit -> stability -> profiles."""
+    """Validate -> features -> scale -> choose k and fit -> stability -> profiles.
+
+    The data-parallel steps run on ``engine`` (default: the one ``config.engine`` names); the
+    rest is domain code on this process, the same for every engine.
+    """
+    engine = engine or open_engine(config.engine, master=config.spark_master)
+    try:
+        return _run(raw, mapping, config, engine, progress)
+    except BaseException:
+        engine.release()
+        raise
+
+
+def _run(
+    raw: pl.DataFrame | pl.LazyFrame,
+    mapping: ColumnMapping,
+    config: RunConfig,
+    engine: Engine,
+    progress: Progress | None,
+) -> PipelineResult:
     report = progress or (lambda stage, pct: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -144,7 +206,13 @@ def run_pipeline(
         clock = now
 
     report("validate", 10)
-    customers = prepare(raw, mapping, reference_date=config.reference_date)
+    if isinstance(raw, pl.LazyFrame) and isinstance(engine, LocalEngine):
+        # A file too large to read whole: typed/aggregated in bounded memory.
+        customers = prepare_streamed(raw, mapping, reference_date=config.reference_date)
+    else:
+        frame = raw.collect(engine="streaming") if isinstance(raw, pl.LazyFrame) else raw
+        customers = engine.prepare(frame, mapping, reference_date=config.reference_date)
+        del frame
     n = customers.table.height
     needed = min_customers(config)
     if n < needed:
@@ -158,7 +226,7 @@ def run_pipeline(
     lap("validate")
 
     report("features", 25)
-    features = build_features(customers.table, reference_date=customers.reference_date)
+    features = engine.features(customers)
     if "monetary" not in features.frame.columns:
         raise InputError("No monetary value could be derived.", code="missing_monetary")
     candidates = features.model_features
@@ -188,7 +256,6 @@ def run_pipeline(
     fit_idx = sample_indices(n, config.fit_sample, seed=config.seed + 3)
     scaler = FeatureScaler(log_columns=log_cols, clip_quantiles=config.clip_quantiles)
     scaler.fit(X[fit_idx])
-    Z, clipped = scaler.transform_counting(X)
     lap("scale")
 
     report("segment", 45)
@@ -201,18 +268,18 @@ def run_pipeline(
         fit_sample=config.fit_sample,
         n_init=config.n_init,
     )
-    revenue = features.frame.get_column("monetary").to_numpy()
     # One OpenMP thread: k-means reduces per-thread partial sums in arbitrary order, which would
     # change the last bits of the centres from one run to the next.
     with threadpool_limits(limits=1):
-        model.fit(Z, revenue=revenue)
+        fitted = engine.segment(features, X, names, scaler=scaler, model=model)
+    model, clipped = fitted.model, fitted.clipped
     lap("segment")
 
     report("stability", 75)
     stab_idx = sample_indices(n, config.stability_sample, seed=config.seed + 4)
     with threadpool_limits(limits=1):
         stability = bootstrap_stability(
-            Z[stab_idx],
+            scaler.transform(X[stab_idx]),
             model.cluster_centers_,
             resamples=config.stability_resamples,
             seed=config.seed + 5,
@@ -228,9 +295,9 @@ def run_pipeline(
             "distance": pl.Series("distance", model.distances_, dtype=pl.Float64),
         }
     )
-    profiles = build_profiles(
-        features.frame,
-        customers.table,
+    profiles = engine.profiles(
+        features,
+        customers,
         segment,
         feature_names=[s.name for s in features.specs],
         model_features=names,
@@ -267,7 +334,24 @@ def run_pipeline(
         insights=insights,
         shape=mapping.shape,
         timings=timings,
+        engine=engine.describe(),
+        engine_artifacts=_artifacts_then_release(engine),
     )
+
+
+def _artifacts_then_release(engine: Engine) -> Callable[[Path], list[str]] | None:
+    """The engine's artifact writer, releasing its cached data once written (or at once when the
+    engine writes nothing of its own)."""
+    if isinstance(engine, LocalEngine):
+        return None
+
+    def write(folder: Path) -> list[str]:
+        try:
+            return engine.write_artifacts(folder)
+        finally:
+            engine.release()
+
+    return write
 
 
 def features_log(features: FeatureMatrix, name: str) -> bool:

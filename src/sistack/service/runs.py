@@ -16,7 +16,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from sistack.domain.schema import (
     role_catalogue,
 )
 from sistack.domain.segmentation.scoring import score_table
+from sistack.engines import check_engine
 from sistack.errors import Conflict, InputError, NotFound, SistackError
 from sistack.io.readers import RawTable, ReadLimits, ReadWarning, read_table
 from sistack.io.store.artifacts import ArtifactStore, dump_json, sha256_file, valid_id
@@ -57,7 +58,7 @@ from sistack.service.queue import Heartbeat, utcnow, worker_id
 
 log = logging.getLogger("sistack.runs")
 
-PACKAGES = ("polars", "numpy", "scikit-learn", "scipy", "pyarrow", "python-calamine")
+PACKAGES = ("polars", "numpy", "scikit-learn", "scipy", "pyarrow", "python-calamine", "pyspark")
 COMPARED = (
     "features.parquet",
     "assignments.parquet",
@@ -107,16 +108,18 @@ class Inspection:
     def to_dict(self, *, preview_rows: int = 10) -> dict[str, Any]:
         frame = self.raw.frame
         preview = frame.head(preview_rows).cast(pl.String).to_dicts()
-        missing = {}
-        for column in frame.columns:
-            n_null = frame.get_column(column).null_count()
-            if n_null:
-                missing[column] = n_null
+        source = self.raw.source  # a file scanned lazily: its counts come from the full pass
+        nulls = (
+            source.null_counts
+            if source is not None
+            else tuple(frame.get_column(c).null_count() for c in frame.columns)
+        )
+        missing = {column: n for column, n in zip(frame.columns, nulls, strict=True) if n}
         return {
             "format": self.raw.format,
             "delimiter": self.raw.delimiter,
             "encoding": self.raw.encoding,
-            "rows": frame.height,
+            "rows": self.raw.height,
             "columns": frame.columns,
             "warnings": [{"code": w.code, "message": w.message} for w in self.raw.warnings],
             "mapping": self.mapping.to_dict(),
@@ -231,7 +234,7 @@ class RunService:
             size_bytes=stored.stat().st_size,
             format=inspection.raw.format,
             shape=inspection.mapping.shape,
-            n_rows=inspection.raw.frame.height,
+            n_rows=inspection.raw.height,
             n_columns=inspection.raw.frame.width,
             info=info,
             created_at=now(),
@@ -278,6 +281,7 @@ class RunService:
         if parent_id is not None:
             self.get_run(parent_id)
         config = config or self.default_config()
+        check_engine(config.engine)  # a missing engine is the caller's to fix: say so now
         created = now()
         record = RunRecord(
             id=new_id(),
@@ -399,10 +403,8 @@ class RunService:
             with self.artifacts.staging(run_id) as folder, ThreadPoolExecutor(1) as background:
                 # The input snapshot does not depend on the results: write it while the
                 # pipeline computes (polars writes without holding the GIL).
-                snapshot = background.submit(
-                    table.frame.write_parquet, folder / "input.parquet", compression="zstd"
-                )
-                result = run_pipeline(table.frame, mapping, config, progress=report)
+                snapshot = background.submit(_snapshot, table, folder / "input.parquet")
+                result = run_pipeline(table.data(), mapping, config, progress=report)
                 report("write", 95)
                 snapshot.result()
                 manifest = self._write(folder, record, dataset, table, mapping, config, result)
@@ -485,6 +487,8 @@ class RunService:
                 (folder / name).write_bytes(dump_json(document))
             for future in written:
                 future.result()
+        if result.engine_artifacts is not None:  # e.g. Spark's partitioned assignments/
+            result.engine_artifacts(folder)
         manifest = self._manifest(record, dataset, raw, mapping, config, result, folder)
         (folder / "manifest.json").write_bytes(dump_json(manifest))
         return manifest
@@ -499,9 +503,12 @@ class RunService:
         result: PipelineResult,
         folder: Path,
     ) -> dict[str, Any]:
+        # Files in sub-directories (an engine's partitioned artifacts) are listed by their
+        # relative path, so sistack doctor verifies every part file.
         artifacts = {
-            p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-            for p in sorted(folder.iterdir())
+            p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
         }
         return {
             "run_id": record.id,
@@ -517,7 +524,7 @@ class RunService:
                 "format": raw.format,
                 "encoding": raw.encoding,
                 "delimiter": raw.delimiter,
-                "rows": raw.frame.height,
+                "rows": raw.height,
                 "columns": raw.frame.width,
                 "read_warnings": [{"code": w.code, "message": w.message} for w in raw.warnings],
             },
@@ -531,6 +538,7 @@ class RunService:
             ),
             "seeds": {"seed": config.seed},
             "versions": versions(),
+            "engine": result.engine,
             "timings_seconds": result.timings,
             "quality": {
                 "rows_read": result.quality.rows_read,
@@ -631,15 +639,19 @@ class RunService:
         original = self.finished(run_id)
         snapshot = self.artifacts.path(run_id, "input.parquet")
         manifest = self.manifest(run_id)
-        frame = pl.read_parquet(snapshot)
         inp = manifest["input"]
         raw = RawTable(
-            frame=frame,
+            frame=pl.DataFrame(),
             format=inp["format"],
             delimiter=inp["delimiter"],
             encoding=inp["encoding"],
             warnings=tuple(ReadWarning(w["code"], w["message"]) for w in inp["read_warnings"]),
         )
+        if snapshot.stat().st_size > self.limits.stream_above_bytes:
+            streamed = read_table(snapshot, limits=self.limits)  # scanned, not held in memory
+            raw = replace(raw, frame=streamed.frame, source=streamed.source)
+        else:
+            raw = replace(raw, frame=pl.read_parquet(snapshot))
         new = self.create_run(
             original.dataset_id,
             config=RunConfig(**original.config["run"]),
@@ -674,8 +686,16 @@ class RunService:
                 mapping = ColumnMapping.from_dict(stored, columns=raw.frame.columns)
             except InputError:
                 mapping = detect_mapping(raw.frame, shape=stored["shape"])
-            customers = prepare(raw.frame, mapping, reference_date=None)
+            customers = prepare(raw.data(), mapping, reference_date=None)
             return score_table(customers, self.model(run_id))
+
+
+def _snapshot(raw: RawTable, path: Path) -> None:
+    """The run's input as Parquet; a file too large to read whole is copied by streaming."""
+    if raw.source is not None:
+        raw.source.scan().sink_parquet(path, compression="zstd", engine="streaming")
+    else:
+        raw.frame.write_parquet(path, compression="zstd")
 
 
 def _charts(documents: dict[str, Any], result: PipelineResult) -> dict[str, Any]:

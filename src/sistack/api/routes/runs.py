@@ -47,6 +47,8 @@ def create_run(
         k_max=body.k_max,
         seed=body.seed,
         reference_date=body.reference_date,
+        engine=body.engine,
+        spark_master=body.spark_master,
     )
     record = svc.create_run(
         body.dataset_id,
