@@ -300,6 +300,9 @@ def test_a_read_only_key_changes_nothing(world: World) -> None:
         ("DELETE", "/runs/{run_id}"),
         ("DELETE", "/runs/{run_id}/scenarios/{scenario_id}"),
     }
+    # The allowance is for POST only: a DELETE whose path looks like a computation is refused.
+    lookalike = client.delete(f"{API}/runs/{a.run}/scenarios/compare", headers=key(a.read_key))
+    assert (lookalike.status_code, lookalike.json()["error"]["code"]) == (403, "read_only_key")
     after = client.get(f"{API}/runs/{a.run}/scenarios", headers=key(a.read_key)).json()
     assert after == before
     listed = client.get(f"{API}/runs", headers=key(a.read_key)).json()

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from sistack.cli import app
 from sistack.config import Settings
-from sistack.errors import InputError
+from sistack.errors import InputError, NotFound
 from sistack.io.store import metadata
 from sistack.io.store.metadata import MetadataStore
 from sistack.service.auth import (
@@ -28,7 +28,9 @@ from sistack.service.auth import (
     is_loopback,
     session_secret,
 )
-from tests.conftest import small_settings
+from sistack.service.runs import RunService
+from sistack.service.simulation import SimulationService
+from tests.conftest import small_settings, three_groups
 
 
 def said(result: Any) -> str:
@@ -213,3 +215,35 @@ def test_migration_0004_puts_existing_rows_in_the_default_workspace(tmp_path: Pa
         assert not KeyService(store).enabled()
     finally:
         store.close()
+
+
+def test_workspace_scoping_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """The same scoping through the service on PostgreSQL: a foreign run, dataset or scenario
+    is not found, lists are per workspace, the unscoped service (CLI, workers) sees all."""
+    data = tmp_path / "customers.csv"
+    three_groups(60, seed=5).write_csv(data)
+    svc = RunService(small_settings(tmp_path / "home", database_url=postgres_url))
+    try:
+        a, b = svc.scoped("a"), svc.scoped("b")
+        dataset, _ = a.add_dataset(data, keep=False)
+        run = a.execute(a.create_run(dataset.id).id)
+        scenario = SimulationService(a).save(
+            run.id, "plan", {"levers": [{"lever": "price", "params": {"change": {"1": 0.05}}}]}
+        )
+        assert (run.status, run.workspace, scenario.workspace) == ("succeeded", "a", "a")
+        for attempt in (
+            lambda: b.get_run(run.id),
+            lambda: b.insights(run.id),
+            lambda: b.create_run(dataset.id),
+            lambda: SimulationService(b).get(run.id, scenario.id),
+            lambda: SimulationService(b).simulate(run.id, {}),
+            lambda: b.delete_run(run.id),
+        ):
+            with pytest.raises(NotFound):
+                attempt()
+        assert b.list_runs() == ([], 0)
+        assert [r.id for r in a.list_runs()[0]] == [run.id]
+        assert [r.id for r in svc.list_runs()[0]] == [run.id]
+        assert svc.get_run(run.id).workspace == "a"
+    finally:
+        svc.close()

@@ -208,11 +208,8 @@ class AccessMiddleware:
                     "the page and try again.",
                 )
                 return
-            if (
-                not principal.can_write
-                and not READ_ONLY_POSTS.match(path)
-                and path not in (FORM_POSTS)
-            ):
+            computes = method == "POST" and READ_ONLY_POSTS.match(path)
+            if not principal.can_write and not computes and path not in FORM_POSTS:
                 await _error(
                     send,
                     403,
