@@ -247,3 +247,30 @@ def test_workspace_scoping_on_postgresql(postgres_url: str, tmp_path: Path) -> N
         assert svc.get_run(run.id).workspace == "a"
     finally:
         svc.close()
+
+
+def test_cli_lists_every_workspace_or_one(
+    cli_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    """The local CLI is the administrator: it lists every workspace's runs, or one's."""
+    data = tmp_path / "customers.csv"
+    three_groups(45, seed=2).write_csv(data)
+    svc = RunService(settings)
+    try:
+        made = {}
+        for name in ("a", "b"):
+            scoped = svc.scoped(name)
+            dataset, _ = scoped.add_dataset(data, keep=False)
+            made[name] = scoped.create_run(dataset.id).id
+    finally:
+        svc.close()
+    runner = CliRunner()
+    every = json.loads(runner.invoke(app, ["runs", "list", "--json"], env=cli_env).stdout)
+    assert {(r["run_id"], r["workspace"]) for r in every["items"]} == {
+        (made["a"], "a"),
+        (made["b"], "b"),
+    }
+    only = runner.invoke(app, ["runs", "list", "--json", "--workspace", "b"], env=cli_env)
+    assert [(r["run_id"], r["workspace"]) for r in json.loads(only.stdout)["items"]] == [
+        (made["b"], "b")
+    ]
