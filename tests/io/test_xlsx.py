@@ -267,6 +267,52 @@ def test_every_formula_start_is_kept_as_quoted_text(
     assert (unescape(cell.value), cell.data_type, cell.quotePrefix) == (text, "s", quoted)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Smith & Sons <ltd>",
+        "  padded  ",
+        "_x0041_ stays literal",
+        "café ☕ 東京",
+        "two\nlines",
+        "bell\x07 and nul\x00",
+        "x" * 40_000,  # longer than a cell holds: cut at Excel's 32,767 characters
+    ],
+)
+def test_customer_text_reads_back_as_written(
+    run: tuple[ExportService, str], tmp_path: Path, text: str
+) -> None:
+    path = build(*run, tmp_path / "t.xlsx", customers=pl.LazyFrame({"customer_id": [text, "b"]}))
+    sheet = openpyxl.load_workbook(path)["Customers"]
+    assert unescape(sheet["A2"].value) == text[:32_767]
+    assert sheet["A3"].value == "b"
+
+
+def test_customer_sheets_declare_their_size_and_filter(
+    run: tuple[ExportService, str], tmp_path: Path
+) -> None:
+    exports, run_id = run
+    path = build(exports, run_id, tmp_path / "dims.xlsx", rows_per_sheet=120)
+    book = openpyxl.load_workbook(path)
+    last_column = book["Customers"].max_column
+    letter = openpyxl.utils.get_column_letter(last_column)
+    for name, rows_in_sheet in (("Customers", 120), ("Customers (2)", 120), ("Customers (3)", 60)):
+        sheet = book[name]
+        assert sheet.dimensions == f"A1:{letter}{rows_in_sheet + 1}"
+        assert sheet.auto_filter.ref == f"A1:{letter}{rows_in_sheet + 1}"
+        assert sheet.freeze_panes == "B2"
+
+
+def test_progress_is_reported_up_to_the_end(
+    run: tuple[ExportService, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sistack.io.exports.xlsx.BATCH_ROWS", 64)
+    seen: list[float] = []
+    build(*run, tmp_path / "p.xlsx", progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert len(seen) >= CUSTOMERS // 64
+
+
 @pytest.mark.parametrize("limit", [0, EXCEL_DATA_ROWS + 1])
 def test_row_limit_must_fit_excel(
     run: tuple[ExportService, str], tmp_path: Path, limit: int

@@ -159,13 +159,50 @@ def test_quality_page_is_the_audit_trail(live: Live, finished_run: str) -> None:
     assert pairs["seed"] == str(manifest["config"]["seed"])
 
 
+SIM_METRICS = {"revenue": "money", "margin": "money", "cost": "money", "profit": "money"}
+SIM_METRICS["roi"] = "ratio"
+
+
+def test_simulation_page_shows_the_baseline_before_any_lever(live: Live, finished_run: str) -> None:
+    doc = get_page(live, f"/runs/{finished_run}/simulation")
+    baseline = live.api("GET", f"/api/v1/runs/{finished_run}/baseline")
+    assert f"/api/v1/runs/{finished_run}/baseline" in twins(doc)
+    for key, fmt in SIM_METRICS.items():
+        value = doc.find(id=f"metric-{key}").find(class_="metric-value")
+        assert float(value.attrs["data-value"]) == baseline["overall"][key], key
+        assert value.text == format_as(baseline["overall"][key], fmt), key
+    table = doc.find("table", id="baseline-table")
+    rows = [*baseline["segments"], baseline["overall"]]
+    for row in rows:
+        cells = {
+            c.attrs["data-key"]: c
+            for c in table.find("tr", data_segment=str(row["segment"])).find_all("td")
+        }
+        assert set(cells) == {"customers", *SIM_METRICS}
+        assert cells["customers"].text == fmt_integer(row["customers"])
+        for key, fmt in SIM_METRICS.items():
+            assert float(cells[key].attrs["data-value"]) == row[key], (row["segment"], key)
+            assert cells[key].text == format_as(row[key], fmt), (row["segment"], key)
+    data = json.loads(doc.find("script", id="sim-data").text)
+    assert data["baseline"] == baseline
+
+
+def test_new_analysis_lists_the_roles_of_the_api(live: Live) -> None:
+    doc = get_page(live, "/runs/new")
+    embedded = json.loads(doc.find("script", id="roles-data").text)
+    for shape, roles in embedded.items():
+        assert roles == live.api("GET", f"/api/v1/roles?shape={shape}")
+    assert set(embedded) == {"customers", "transactions"}
+    assert "/api/v1/roles" in twins(doc)
+
+
 def test_home_lists_runs_with_their_file(live: Live, finished_run: str) -> None:
     doc = get_page(live, "/")
     run = live.api("GET", f"/api/v1/runs/{finished_run}")
     row = doc.find("tr", data_run_id=finished_run)
     cells = [clean(c.text) for c in row.find_all("td")]
     assert cells[0].startswith(run["name"])
-    assert cells[2] == "demo-customers.csv"
+    assert cells[2] == run["filename"] == "demo-customers.csv"
     assert cells[3] == fmt_integer(run["n_customers"])
     assert cells[4] == str(run["k"])
     assert "/api/v1/runs?limit=50" in twins(doc)

@@ -195,7 +195,7 @@ def chart_image(svg: str, name: str) -> Markup:
     return Markup('<img src="data:image/svg+xml;base64,{}" alt="{}">').format(Markup(data), alt)
 
 
-_ID = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
+_ID = re.compile(r'((?<=\s)id="|url\(#|(?<=\s)href="#)([^")]+)')
 
 
 def stable_ids(svg: str, prefix: str) -> str:
@@ -207,7 +207,7 @@ def stable_ids(svg: str, prefix: str) -> str:
     """
     names: dict[str, str] = {}
     for match in _ID.finditer(svg):
-        if match.group(1) == 'id="':
+        if match.group(1) == 'id="':  # an element's id (attributes follow a space)
             names.setdefault(match.group(2), f"{prefix}-{len(names)}")
     return _ID.sub(lambda m: m.group(1) + names.get(m.group(2), m.group(2)), svg)
 

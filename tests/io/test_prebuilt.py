@@ -1,0 +1,160 @@
+"""Charts written with the run: specs and report SVGs as manifest-listed, reproducible artifacts.
+
+Checks: both files are listed with their sha256 and verified by ``sistack doctor``; the specs
+equal what would be built later from the stored files; reproduce compares them and finds them
+identical; pages, the report and the PDF read them and draw nothing (the chart builders are
+made to fail); the SVG ids are renamed per chart so they are stable and never collide.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sistack.io.exports import charts, report
+from sistack.io.exports.prebuilt import CHARTS, REPORT_CHARTS
+from sistack.io.exports.report import report_chart_names, stable_ids
+from sistack.io.store.artifacts import sha256_file
+from sistack.service.doctor import diagnose
+from sistack.service.exports import ExportService
+from sistack.service.runs import COMPARED, RunService
+from sistack.service.simulation import SimulationService
+from sistack.web.views import WebViews
+from tests.conftest import _write_customers, small_settings
+
+
+@dataclass(frozen=True)
+class Made:
+    runs: RunService
+    run_id: str
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Made]:
+    root = tmp_path_factory.mktemp("prebuilt")
+    path = _write_customers(root / "c.csv", customers=400, seed=5)
+    svc = RunService(small_settings(root / "home"))
+    dataset, inspection = svc.add_dataset(path, keep=False)
+    record = svc.execute(svc.create_run(dataset.id).id, raw=inspection.raw)
+    assert record.status == "succeeded", record.error_message
+    yield Made(svc, record.id)
+    svc.close()
+
+
+@pytest.mark.parametrize("name", [CHARTS, REPORT_CHARTS])
+def test_listed_in_the_manifest_with_their_sha256(made: Made, name: str) -> None:
+    listed = made.runs.manifest(made.run_id)["artifacts"][name]
+    path = made.runs.artifacts.path(made.run_id, name)
+    assert listed == {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    assert name in COMPARED  # reproduce compares them
+
+
+def test_specs_equal_what_the_stored_files_give(made: Made) -> None:
+    runs, run_id = made.runs, made.run_id
+    art = runs.artifacts
+    projection = report.read_projection_sample(
+        art.path(run_id, "features.parquet"), art.path(run_id, "assignments.parquet")
+    )
+    later = charts.run_charts(
+        profiles=runs.profiles(run_id),
+        insights=runs.insights(run_id),
+        model=runs.model(run_id),
+        projection=projection,
+    )
+    stored = art.read_json(run_id, CHARTS)
+    assert json.loads(json.dumps(later)) == stored
+    assert {"share", "features", "projection", "profile_1", "channels_1"} <= set(stored)
+
+
+def test_report_svgs_are_the_report_charts(made: Made) -> None:
+    svgs = made.runs.artifacts.read_json(made.run_id, REPORT_CHARTS)
+    k = len(made.runs.insights(made.run_id)["segments"])
+    stored = made.runs.artifacts.read_json(made.run_id, CHARTS)
+    assert set(svgs) == {n for n in report_chart_names(k) if n in stored}
+    assert all(svg.startswith("<svg") for svg in svgs.values())
+
+
+def test_reproduce_is_identical_and_doctor_verifies_them(made: Made) -> None:
+    result = made.runs.reproduce(made.run_id)
+    assert (result.identical, result.differing) == (True, [])
+    assert diagnose(made.runs.store, made.runs.artifacts).ok
+    theirs = made.runs.manifest(result.new_run_id)["artifacts"]
+    mine = made.runs.manifest(made.run_id)["artifacts"]
+    assert theirs[REPORT_CHARTS] == mine[REPORT_CHARTS]
+
+
+def test_a_changed_chart_file_is_reported_by_doctor(made: Made, tmp_path: Path) -> None:
+    path = made.runs.artifacts.path(made.run_id, REPORT_CHARTS)
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original.replace(b"<svg", b"<svG", 1))
+        problems = diagnose(made.runs.store, made.runs.artifacts).problems
+        assert [(p.kind, p.run_id) for p in problems] == [("changed_file", made.run_id)]
+        assert problems[0].path.endswith(REPORT_CHARTS)
+    finally:
+        path.write_bytes(original)
+
+
+def _fail(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a chart was drawn during a request")
+
+
+def test_pages_report_and_pdf_draw_no_chart(
+    made: Made, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for module, name in [
+        (charts, "run_charts"),
+        (charts, "to_svg"),
+        (charts, "to_raster_svg"),
+        (report, "report_svgs"),
+        (report, "read_projection_sample"),
+    ]:
+        monkeypatch.setattr(module, name, _fail)
+    exports = ExportService(made.runs)
+    web = WebViews(made.runs, SimulationService(made.runs), exports)
+    docs = web.documents(made.run_id)
+    assert web.charts(docs) == made.runs.artifacts.read_json(made.run_id, CHARTS)
+    assert web.overview_charts(docs)["share"] == web.charts(docs)["share"]
+    html = web.report_html(made.run_id)
+    assert html.count('src="data:image/svg+xml;base64,') == len(exports.report_svgs(made.run_id))
+    exports.report_pdf(made.run_id, tmp_path / "r.pdf")
+    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
+    exports.close()
+
+
+@pytest.mark.parametrize(
+    ("svg", "prefix", "expected"),
+    [
+        ('<svg><g id="clip17"/></svg>', "share", '<svg><g id="share-0"/></svg>'),
+        (
+            '<clipPath id="clip1"/><clipPath id="clip10"/><g clip-path="url(#clip10)"/>'
+            '<g clip-path="url(#clip1)"/>',
+            "value",
+            '<clipPath id="value-0"/><clipPath id="value-1"/><g clip-path="url(#value-1)"/>'
+            '<g clip-path="url(#value-0)"/>',
+        ),
+        (
+            '<linearGradient id="gradient_0"/><path fill="url(#gradient_0)"/><use href="#x"/>',
+            "features",
+            '<linearGradient id="features-0"/><path fill="url(#features-0)"/><use href="#x"/>',
+        ),
+        ('<text aria-id="7">id="no"</text>', "k", '<text aria-id="7">id="no"</text>'),
+    ],
+)
+def test_stable_ids_rename_in_order_and_keep_references(
+    svg: str, prefix: str, expected: str
+) -> None:
+    assert stable_ids(svg, prefix) == expected
+
+
+def test_the_same_chart_drawn_twice_gives_the_same_svg(made: Made) -> None:
+    spec = made.runs.artifacts.read_json(made.run_id, CHARTS)["profile_1"]
+    first, second = (stable_ids(charts.to_svg(spec), "profile_1") for _ in range(2))
+    assert first == second
+    assert set(re.findall(r'\bid="([^"]+)"', first)) <= {f"profile_1-{i}" for i in range(99)}
