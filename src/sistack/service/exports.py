@@ -271,18 +271,6 @@ class ExportService:
         job.future = self._pool.submit(build)
         return job
 
-    def warm_up(self) -> None:
-        """Import the PDF renderer in the background (about a second: Pango through cffi), so
-        that the first PDF a server makes does not wait for it. For servers, at start-up."""
-
-        def load() -> None:
-            try:
-                import sistack.io.exports.pdf  # noqa: F401
-            except Exception:  # the PDF request reports it (ExportUnavailable), with the reason
-                log.debug("PDF renderer unavailable", exc_info=True)
-
-        self._pool.submit(load)
-
     def close(self) -> None:
         """Stop background builds (at shutdown): a running one stops at its next progress."""
         self._closing.set()

@@ -31,7 +31,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from sistack.web.pages import analysis, assets, home, login, run
+from sistack.web.pages import analysis, assets, home, login, precompile, run
 from sistack.web.templating import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
@@ -43,3 +43,4 @@ def install(app: FastAPI) -> None:
     """Add the pages and the static files (``/static``) to an app."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    precompile()
