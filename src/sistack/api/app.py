@@ -47,7 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.jobs.submit(run_id)
         app.state.simulation = SimulationService(service)
         app.state.exports = ExportService(service, simulation=app.state.simulation)
-        app.state.exports.warm_up()
         try:
             yield
         finally:
