@@ -83,8 +83,7 @@
       const role = info.family
         ? (current && current.startsWith(info.name.split(":")[0] + ":") ? current : `${info.name.split(":")[0]}:${slug(column)}`)
         : info.name;
-      const need = info.required ? " (required)" : info.required_group ? " (or its alternatives)" : "";
-      options.push({ role, title: info.description + (info.required ? " Required." : info.required_group ? ` Needed: ${info.required_group}.` : ""), need });
+      options.push({ role, title: info.description + (info.required ? " Required." : info.required_group ? ` Needed: ${info.required_group}.` : "") });
     }
     return options;
   }
@@ -105,11 +104,14 @@
       const current = mapped[column] || "ignore";
       const select = el("select", { class: "role", id: `role-${i}`, "data-column": column,
         "aria-label": `Role of column ${column}` });
-      for (const { role, title, need } of roleOptions(ds.shape, column, mapped[column])) {
-        select.append(el("option", { value: role, title, text: role === "ignore" ? "ignore (not used)" : role + need,
+      for (const { role, title } of roleOptions(ds.shape, column, mapped[column])) {
+        select.append(el("option", { value: role, title, text: role === "ignore" ? "ignore (not used)" : role,
           selected: role === current }));
       }
+      const describe = () => { select.title = select.selectedOptions[0] ? select.selectedOptions[0].title : ""; };
+      describe();
       select.addEventListener("change", () => {
+        describe();
         select.closest("tr").classList.toggle("changed", select.value !== current);
         listUnmapped();
       });
@@ -161,6 +163,10 @@
     const unmapped = state.dataset.columns.filter((c) => !(c in mapping.columns));
     $("unmapped").textContent = unmapped.length
       ? `Not used (${unmapped.length}): ${unmapped.join(", ")}.` : "Every column is used.";
+    const roles = ROLES[mapping.shape] || [];
+    const groups = [...new Set(roles.filter((r) => r.required_group).map((r) => r.required_group))];
+    $("required-roles").textContent = "Needed: " +
+      [...roles.filter((r) => r.required).map((r) => r.name), ...groups].join("; ") + ".";
   }
 
   // Options and start --------------------------------------------------------------------------
