@@ -169,10 +169,14 @@ def test_api_serves_a_spark_run_and_doctor_passes_it(
         svc.close()
 
 
-def test_cli_run_with_engine_spark(spark: Any, cli_env: dict[str, str], spark_csv: Path) -> None:
+def test_cli_run_with_engine_spark_reads_a_uri(
+    spark: Any, cli_env: dict[str, str], spark_csv: Path
+) -> None:
+    """``file://`` stands for any Hadoop-compatible URI (hdfs://, s3a://): Spark reads it."""
+    uri = spark_csv.as_uri()
     result = CliRunner().invoke(
         cli_app,
-        ["run", str(spark_csv), "--engine", "spark", "--spark-master", "local[2]", "--json"],
+        ["run", uri, "--engine", "spark", "--spark-master", "local[2]", "--json"],
         env=cli_env,
     )
     assert result.exit_code == 0, result.output
@@ -182,3 +186,13 @@ def test_cli_run_with_engine_spark(spark: Any, cli_env: dict[str, str], spark_cs
     shares = [s["revenue_share"] for s in body["segments"]]
     assert shares == sorted(shares, reverse=True)  # segment 1 brings the most revenue
     assert np.isclose(sum(shares), 1.0)
+
+
+def test_a_uri_needs_the_spark_engine(cli_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        cli_app, ["run", "s3a://bucket/orders.parquet", "--json"], env=cli_env
+    )
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "invalid_option"
+    assert "--engine spark" in error["message"]

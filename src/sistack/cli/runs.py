@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -76,16 +77,29 @@ def _analyse(
     show_progress: bool,
     engine: str | None = None,
     spark_master: str | None = None,
+    keep: bool = False,
 ) -> RunRecord:
     if not path.is_file():
         raise InputError(f"No file at {path}.", code="file_not_found")
     config = svc.default_config(k=k, seed=seed, engine=engine, spark_master=spark_master)
     # The file name lets the reader warn when the extension does not match the content.
-    dataset, inspection = svc.add_dataset(path, filename=path.name, keep=False, shape=shape)
+    dataset, inspection = svc.add_dataset(path, filename=path.name, keep=keep, shape=shape)
     # Held: this process executes it now, a queue worker on the same database must not.
     record = svc.create_run(dataset.id, config=config, mapping=mapping, name=name, hold=True)
     with progress(show_progress) as report:
         return svc.execute(record.id, raw=inspection.raw, progress=report)
+
+
+def _fetch_with_spark(uri: str, master: str | None, folder: Path) -> Path:
+    """Read a Hadoop-compatible URI through Spark into a local Parquet file the run registers
+    (kept under the home as the dataset's file, like an upload)."""
+    from sistack.engines.spark import build_session, read_source
+
+    frame = read_source(build_session(master), uri)
+    base = uri.rstrip("/").rsplit("/", 1)[-1] or "input"
+    path = folder / f"{base.split('.', 1)[0] or 'input'}.parquet"
+    frame.write_parquet(path)
+    return path
 
 
 def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
@@ -194,7 +208,13 @@ def _read_mapping(path: Path | None) -> dict[str, Any] | None:
 @app.command()
 @guard
 def run(
-    file: Annotated[Path, typer.Argument(help="CSV, TSV, XLSX or Parquet file.")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="CSV, TSV, XLSX or Parquet file; with --engine spark also an hdfs://, s3a://, "
+            "abfss:// ... URI of a CSV/Parquet file or directory."
+        ),
+    ],
     mapping: Annotated[
         Path | None, typer.Option(help="Mapping JSON (from 'sistack inspect').")
     ] = None,
@@ -224,10 +244,18 @@ def run(
         )
     if engine is not None:
         check_engine(engine)  # before reading the file: a missing extra is said at once
-    with open_service() as svc:
+    remote = "://" in file
+    if remote and engine != "spark":
+        raise InputError(
+            f"'{file}' is a URI: add --engine spark to read it through Spark.",
+            code="invalid_option",
+        )
+    with open_service() as svc, tempfile.TemporaryDirectory(dir=svc.settings.home) as tmp:
+        path = _fetch_with_spark(file, spark_master, Path(tmp)) if remote else Path(file)
         record = _analyse(
             svc,
-            file,
+            path,
+            keep=remote,
             mapping=_read_mapping(mapping),
             shape=shape,
             k=k,

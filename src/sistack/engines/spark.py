@@ -39,7 +39,7 @@ from sistack.domain.segmentation.selection import sample_indices
 from sistack.domain.transactions import aggregate_transactions
 from sistack.domain.validation import CustomerTable, validate_customers
 from sistack.engines.base import Segmentation
-from sistack.errors import SistackError
+from sistack.errors import InputError, SistackError
 
 # Row order of every collected result: (POS, customer_id). Customer-level data keeps the input
 # order (POS = row number, given by the driver); aggregated transactions are sorted by id (POS = 0),
@@ -84,6 +84,30 @@ def build_session(master: str | None) -> SparkSession:
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def read_source(spark: SparkSession, uri: str) -> pl.DataFrame:
+    """A CSV/TSV or Parquet file (or directory of part files) at any Hadoop-compatible URI
+    (``hdfs://``, ``s3a://``, ``abfss://``, ``file://``), read by Spark and handed to the driver.
+
+    Text files are read with every column as text, as ``io.readers`` reads them, so the same
+    validation applies. The rows come to the driver: this reads remote inputs, it does not lift
+    the driver's memory bound (see docs/spark.md).
+    """
+    lower = uri.lower().rstrip("/")
+    if lower.endswith((".parquet", ".pq")) or "." not in lower.rsplit("/", 1)[-1]:
+        frame = spark.read.parquet(uri)
+    elif lower.endswith((".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")):
+        sep = "\t" if ".tsv" in lower else ","
+        frame = spark.read.option("header", True).option("sep", sep).csv(uri)
+    else:
+        raise InputError(
+            f"'{uri}' is not a .csv, .tsv or .parquet path; Spark reads only those.",
+            code="unsupported_format",
+        )
+    table = pl.from_arrow(frame.toArrow())
+    assert isinstance(table, pl.DataFrame)
+    return table
 
 
 def _arrow_type(dtype: T.DataType) -> pa.DataType:
@@ -512,5 +536,6 @@ __all__ = [
     "SparkEngine",
     "build_session",
     "profile_aggregates",
+    "read_source",
     "transactions_per_customer",
 ]
