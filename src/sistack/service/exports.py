@@ -231,12 +231,12 @@ class ExportService:
         if not fmt.background:
             return self.export(run_id, name)
         with self._jobs_guard:  # never the file's lock: a build holds that one for its duration
-            if path.is_file():
-                return file
             job = self._jobs.get(path)
             if job is not None and job.future.done():
                 del self._jobs[path]
                 job.future.result()  # raises the build's error
+                job = None
+            if path.is_file():
                 return file
             if job is None:
                 job = self._start(fmt, run_id, path)
