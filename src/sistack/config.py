@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_cell_chars: int = 1_000_000
     max_xlsx_uncompressed_bytes: int = 4 * 1024**3
     max_xlsx_ratio: int = 200
+    # CSV and Parquet files larger than this are scanned lazily (bounded memory) rather than
+    # read whole; the results are the same either way.
+    stream_above_bytes: int = Field(default=256 * 1024**2, ge=0)
     # Files read into memory at once by one process (uploads being inspected, scoring); more
     # wait their turn, so memory stays bounded however many uploads arrive together.
     concurrent_reads: int = Field(default=2, ge=1)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 import pytest
 import xlsxwriter
+from polars.testing import assert_frame_equal
 
 from sistack.config import Settings
 from sistack.errors import InputError, LimitExceeded, UnsupportedFormat
@@ -435,3 +437,85 @@ def test_cell_at_the_limit_in_bytes_but_not_chars_is_accepted(tmp_path: Path) ->
         tmp_path, "ok.csv", f"id,Note\n1,{'é' * 50}\n".encode(), ReadLimits(max_cell_chars=50)
     )
     assert table.frame["Note"].to_list() == ["é" * 50]
+
+
+# --- streaming: files above ``stream_above_bytes`` are scanned lazily, with the same result ---
+
+STREAM = replace(LIMITS, stream_above_bytes=0)
+READABLE = {
+    "plain": b"id,amount,city\n1,10.5,Paris\n2,,Lyon\n3,7,\n",
+    "bom_and_tabs": b"\xef\xbb\xbfid\tamount\n1\t2\n2\t3\n",
+    "blank_and_empty_rows": b"a,b\n1,2\n\n3,4\n,\n5,\n",
+    "quoted_multiline": b'a,b\n1,"two\nlines"\n3,"x, y"\n',
+    "semicolons": "name;city\nMüller;Köln\nDupont;Nîmes\n".encode(),
+    "empty_names": b"a,,c\n1,2,3\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(READABLE))
+def test_streamed_text_reads_like_the_whole_file(tmp_path: Path, name: str) -> None:
+    whole = _read(tmp_path, "whole.csv", READABLE[name])
+    streamed = _read(tmp_path, "streamed.csv", READABLE[name], STREAM)
+    assert whole.source is None and streamed.source is not None
+    assert_frame_equal(streamed.source.scan().collect(), whole.frame)
+    assert_frame_equal(streamed.frame, whole.frame)  # the sample holds every row here
+    assert streamed.height == whole.height
+    assert streamed.source.null_counts == tuple(whole.frame.null_count().row(0))
+    assert (streamed.warnings, streamed.delimiter, streamed.encoding) == (
+        whole.warnings,
+        whole.delimiter,
+        whole.encoding,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "limits", "code"),
+    [
+        (b"a,b\n1,2\n3,4,5\n6,7\n", STREAM, "ragged_rows"),
+        (b'a,b\n1,"x\n2,3\n', STREAM, "malformed_csv"),
+        (b"a,b\n\n\n", STREAM, "no_data_rows"),
+        (b"a,b\n1,abcdefghijk\n", replace(STREAM, max_cell_chars=10), "cell_too_long"),
+        (
+            b"a,b\n1,\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\n",
+            replace(STREAM, max_cell_chars=3),
+            "cell_too_long",
+        ),
+    ],
+)
+def test_streamed_text_enforces_the_same_limits_and_errors(
+    tmp_path: Path, content: bytes, limits: ReadLimits, code: str
+) -> None:
+    with pytest.raises(InputError) as whole:
+        _read(
+            tmp_path,
+            "whole.csv",
+            content,
+            replace(limits, stream_above_bytes=LIMITS.stream_above_bytes),
+        )
+    with pytest.raises(InputError) as streamed:
+        _read(tmp_path, "streamed.csv", content, limits)
+    assert streamed.value.code == whole.value.code == code
+    assert streamed.value.message == whole.value.message
+    assert streamed.value.details == whole.value.details
+
+
+def test_streamed_limit_on_bytes_is_checked_before_scanning(tmp_path: Path) -> None:
+    with pytest.raises(LimitExceeded) as err:
+        _read(tmp_path, "big.csv", b"a,b\n1,2\n", replace(STREAM, max_bytes=4))
+    assert err.value.code == "file_too_large"
+
+
+def test_streamed_text_that_is_not_utf8_is_decoded_whole(tmp_path: Path) -> None:
+    table = _read(tmp_path, "latin.csv", "name\nMüller\n".encode("cp1252"), STREAM)
+    assert table.source is None and table.encoding == "cp1252"
+    assert table.frame["name"].to_list() == ["Müller"]
+
+
+def test_streamed_parquet_reads_like_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    pl.DataFrame({"id": [1, 2, None], "x": ["a", None, None]}).write_parquet(path)
+    whole = read_table(path, limits=LIMITS)
+    streamed = read_table(path, limits=STREAM)
+    assert streamed.source is not None and streamed.source.kind == "parquet"
+    assert_frame_equal(streamed.source.scan().collect(), whole.frame)
+    assert (streamed.height, streamed.source.null_counts) == (2, (0, 1))  # row 3 is empty

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
 import polars as pl
 
 from sistack.domain.quality import CHANGED, EXCLUDED, WARNING, QualityLog, QualityReport
@@ -89,43 +90,82 @@ def check_numeric(frame: pl.DataFrame, column: str, invalid: pl.Series) -> None:
         return
     rows = _rows(frame, invalid).to_list()
     values = frame.get_column(column).filter(invalid).head(3).cast(pl.String).to_list()
+    raise numeric_error(column, len(rows), rows[:20], values)
+
+
+def numeric_error(column: str, count: int, rows: list[int], values: list[str | None]) -> InputError:
+    """The error for ``count`` values of ``column`` that are not numbers (first rows, values)."""
     shown = ", ".join(repr(v) for v in values)
-    raise InputError(
-        f"Column '{column}' has {len(rows)} values that are not numbers ({row_examples(rows)}: "
+    return InputError(  # ``rows``: the first 20 or all, so "..." shows exactly when it should
+        f"Column '{column}' has {count} values that are not numbers ({row_examples(rows)}: "
         f"{shown}). Fix or clear those cells, or map the column to 'ignore'.",
         code="non_numeric_values",
-        details={"column": column, "count": len(rows), "rows": rows[:20], "examples": values},
+        details={"column": column, "count": count, "rows": rows[:20], "examples": values},
     )
 
 
+# Raw (text) cells of a lazy table held in memory at once while it is typed: 80 million cells
+# of a 10-million-row file are 8 columns, about 1.3 GB of Polars strings.
+BLOCK_CELLS = 80_000_000
+
+
+def _blocks(
+    frame: pl.DataFrame | pl.LazyFrame, columns: list[str], keep: pl.Series, block_cells: int
+) -> list[list[str]]:
+    """Groups of columns read together: all at once from memory, a few at a time lazily."""
+    if isinstance(frame, pl.DataFrame):
+        return [columns]
+    per_block = max(1, block_cells // max(1, keep.len()))
+    return [columns[i : i + per_block] for i in range(0, len(columns), per_block)]
+
+
+def _read_block(
+    frame: pl.DataFrame | pl.LazyFrame, columns: list[str], keep: pl.Series, rows: pl.Series
+) -> pl.DataFrame:
+    """The kept rows of ``columns`` with their 1-based row numbers (``ROW``)."""
+    if isinstance(frame, pl.LazyFrame):
+        block = frame.select(columns).collect(engine="streaming")
+    else:
+        block = frame.select(columns)
+    return block.filter(keep).with_columns(rows)
+
+
 def validate_customers(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     mapping: ColumnMapping,
     *,
     reference_date: dt.date | None = None,
+    block_cells: int = BLOCK_CELLS,
 ) -> CustomerTable:
     """Type, clean and de-duplicate a customer-level table.
 
     Args:
-        frame: the raw table (text or typed columns) as read.
+        frame: the raw table (text or typed columns) as read; or a lazy scan of a file too
+            large to hold as text, whose id column is read first and the other columns a few at
+            a time (at most ``block_cells`` raw cells in memory). Only typed values are kept,
+            and the result is the same as for the table read whole.
         mapping: column -> role, shape ``customers``.
         reference_date: the "as of" date; by default the latest signup date in the data.
     """
     if mapping.shape != CUSTOMERS:
         raise ValueError("validate_customers needs a customer-level mapping")
     require_roles(mapping)
-    rows_read = frame.height
-    if rows_read == 0:
-        raise InputError("The file has a header but no data rows.", code="no_data_rows")
     log = QualityLog()
-    frame = frame.with_row_index(ROW, offset=1)
     id_column = mapping.column_for("customer_id")
     assert id_column is not None
-    frame = clean_ids(frame, id_column, log)
+    if isinstance(frame, pl.LazyFrame):
+        ids = frame.select(id_column).collect(engine="streaming")
+    else:
+        ids = frame.select(id_column)
+    rows_read = ids.height
+    if rows_read == 0:
+        raise InputError("The file has a header but no data rows.", code="no_data_rows")
+    ids = ids.with_row_index(ROW, offset=1)
+    ids = clean_ids(ids, id_column, log)
 
     dupes = (
-        frame.get_column("customer_id").is_duplicated()
-        & ~frame.get_column("customer_id").is_first_distinct()
+        ids.get_column("customer_id").is_duplicated()
+        & ~ids.get_column("customer_id").is_first_distinct()
     )
     log.add(
         EXCLUDED,
@@ -133,83 +173,91 @@ def validate_customers(
         f"Rows repeating a customer id already seen in '{id_column}' were not used "
         "(the first row of each id is kept).",
         column=id_column,
-        rows=_rows(frame, dupes),
+        rows=_rows(ids, dupes),
     )
-    frame = frame.filter(~dupes)
-    if frame.height == 0:
+    ids = ids.filter(~dupes)
+    if ids.height == 0:
         raise InputError(
             f"No row has a usable customer id in column '{id_column}'.", code="no_usable_rows"
         )
+    rows = ids.get_column(ROW)
+    keep = pl.Series("keep", np.zeros(rows_read, dtype=np.bool_))
+    keep = keep.scatter(rows.cast(pl.Int64) - 1, True)
 
-    typed: dict[str, pl.Series] = {"customer_id": frame.get_column("customer_id")}
-    numeric = [
-        c
-        for c, r in mapping.columns.items()
-        if r != "customer_id" and role_kind(r, CUSTOMERS) == "number"
-    ]
-    # One select casts every numeric column at once (polars runs the columns in parallel).
-    plain = frame.select(pl.col(c).cast(pl.Float64, strict=False) for c in numeric)
-    for column, role in mapping.columns.items():
-        if role == "customer_id":
-            continue
-        name = canonical_name(role)
-        source = frame.get_column(column)
-        kind = role_kind(role, CUSTOMERS)
-        if kind == "date":
-            parsed, fmt = parse_dates(source)
-            bad = parsed.invalid
-            if bad.sum() > 0.5 * max(1, source.drop_nulls().len()):
-                raise InputError(
-                    f"Column '{column}' was mapped to a date role but {int(bad.sum())} values "
-                    f"are not dates ({row_examples(_rows(frame, bad).to_list())}).",
-                    code="invalid_dates",
-                    details={"column": column, "rows": _rows(frame, bad).head(20).to_list()},
-                )
-            log.add(
-                CHANGED,
-                "unparseable_date",
-                f"Values of '{column}' that are not dates were treated as missing.",
-                column=column,
-                rows=_rows(frame, bad),
-            )
-            log.add(
-                CHANGED,
-                "mixed_date_formats",
-                f"Some dates in '{column}' use another "
-                f"format than the column's main one ({fmt}); they were read as dates.",
-                column=column,
-                rows=_rows(frame, parsed.cleaned),
-            )
-            typed[name] = parsed.values.alias(name)
-            continue
-        parsed_n = parse_numbers(source, flags=True, plain=plain.get_column(column))
-        check_numeric(frame, column, parsed_n.invalid)
-        log.add(
-            CHANGED,
-            "cleaned_number",
-            f"Values of '{column}' with currency signs, spaces, "
-            "thousands separators or decimal commas were read as numbers.",
-            column=column,
-            rows=_rows(frame, parsed_n.cleaned),
-        )
-        log.add(
-            CHANGED,
-            "non_finite",
-            f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
-            f"'{column}' were treated as missing.",
-            column=column,
-            rows=_rows(frame, parsed_n.nonfinite),
-        )
-        typed[name] = parsed_n.values.alias(name)
+    typed: dict[str, pl.Series] = {"customer_id": ids.get_column("customer_id")}
+    del ids
+    others = [c for c, r in mapping.columns.items() if r != "customer_id"]
+    for block_columns in _blocks(frame, others, keep, block_cells):
+        block = _read_block(frame, block_columns, keep, rows)
+        numeric = [c for c in block_columns if role_kind(mapping.columns[c], CUSTOMERS) == "number"]
+        # One select casts every numeric column at once (polars runs the columns in parallel).
+        plain = block.select(pl.col(c).cast(pl.Float64, strict=False) for c in numeric)
+        for column in block_columns:
+            name, values = _typed_column(block, column, mapping.columns[column], plain, log)
+            typed[name] = values
+        del block, plain
 
     table = pl.DataFrame(typed)
-    rows = frame.get_column(ROW)
+    typed.clear()  # the table holds the only reference: columns replaced below are freed
     reference = reference_date
     if reference is None and "signup_date" in table.columns:
         reference = latest_plausible_date(table.get_column("signup_date"))
     table = _clean_values(table, rows, mapping, log, reference)
     report = log.report(rows_read=rows_read, rows_used=table.height)
     return CustomerTable(table=table, report=report, reference_date=reference)
+
+
+def _typed_column(
+    frame: pl.DataFrame, column: str, role: str, plain: pl.DataFrame, log: QualityLog
+) -> tuple[str, pl.Series]:
+    """One raw column typed as its role asks, the changes logged (raises on non-numbers)."""
+    name = canonical_name(role)
+    source = frame.get_column(column)
+    if role_kind(role, CUSTOMERS) == "date":
+        parsed, fmt = parse_dates(source)
+        bad = parsed.invalid
+        if bad.sum() > 0.5 * max(1, source.drop_nulls().len()):
+            raise InputError(
+                f"Column '{column}' was mapped to a date role but {int(bad.sum())} values "
+                f"are not dates ({row_examples(_rows(frame, bad).to_list())}).",
+                code="invalid_dates",
+                details={"column": column, "rows": _rows(frame, bad).head(20).to_list()},
+            )
+        log.add(
+            CHANGED,
+            "unparseable_date",
+            f"Values of '{column}' that are not dates were treated as missing.",
+            column=column,
+            rows=_rows(frame, bad),
+        )
+        log.add(
+            CHANGED,
+            "mixed_date_formats",
+            f"Some dates in '{column}' use another "
+            f"format than the column's main one ({fmt}); they were read as dates.",
+            column=column,
+            rows=_rows(frame, parsed.cleaned),
+        )
+        return name, parsed.values.alias(name)
+    parsed_n = parse_numbers(source, flags=True, plain=plain.get_column(column))
+    check_numeric(frame, column, parsed_n.invalid)
+    log.add(
+        CHANGED,
+        "cleaned_number",
+        f"Values of '{column}' with currency signs, spaces, "
+        "thousands separators or decimal commas were read as numbers.",
+        column=column,
+        rows=_rows(frame, parsed_n.cleaned),
+    )
+    log.add(
+        CHANGED,
+        "non_finite",
+        f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
+        f"'{column}' were treated as missing.",
+        column=column,
+        rows=_rows(frame, parsed_n.nonfinite),
+    )
+    return name, parsed_n.values.alias(name)
 
 
 def _constant(values: pl.Series) -> bool:
@@ -255,7 +303,6 @@ def _clean_values(
     reference: dt.date | None,
 ) -> pl.DataFrame:
     """Implausible values, negatives, future dates, imputation; each change logged."""
-    updates: list[pl.Series] = []
     for name in table.columns:
         if name == "customer_id":
             continue
@@ -360,5 +407,6 @@ def _clean_values(
                     column=column,
                     rows=rows.filter(missing),
                 )
-        updates.append(values.alias(name))
-    return table.with_columns(updates)
+        # Replaced one at a time, so the old column is freed before the next is made.
+        table = table.with_columns(values.alias(name))
+    return table

@@ -38,6 +38,7 @@ _MAX_HEADER_BYTES = 16 * 1024**2
 _MAX_PROLOG_BYTES = 1024**2  # XML before a workbook part's root element
 _BOMS = (codecs.BOM_UTF8, b"\xff\xfe", b"\xfe\xff")
 _SNIFF_LINES = 50
+SAMPLE_ROWS = 100_000  # rows of a streamed file held in memory (mapping detection, previews)
 _DELIMITERS = (",", "\t", ";", "|")
 _MB = 1024**2
 _POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
@@ -70,6 +71,8 @@ class ReadLimits:
     max_cell_chars: int = 1_000_000
     max_xlsx_uncompressed_bytes: int = 4 * 1024**3
     max_xlsx_ratio: int = 200  # per zip entry: uncompressed/compressed, for entries > 1 MB
+    # CSV (UTF-8) and Parquet files larger than this are scanned lazily instead of read whole.
+    stream_above_bytes: int = 256 * 1024**2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReadLimits:
@@ -80,6 +83,7 @@ class ReadLimits:
             max_cell_chars=settings.max_cell_chars,
             max_xlsx_uncompressed_bytes=settings.max_xlsx_uncompressed_bytes,
             max_xlsx_ratio=settings.max_xlsx_ratio,
+            stream_above_bytes=settings.stream_above_bytes,
         )
 
 
@@ -92,14 +96,54 @@ class ReadWarning:
 
 
 @dataclass(frozen=True)
+class TableSource:
+    """A file too large to read whole: how to scan it lazily, and what a full pass counted.
+
+    The scan yields what reading the file whole would (all-``String`` text columns, the same
+    names, wholly empty rows removed), so every consumer gets the same rows either way.
+    """
+
+    path: Path
+    kind: str  # "csv" or "parquet"
+    delimiter: str | None
+    columns: tuple[str, ...]
+    rows: int  # data rows, wholly empty rows excluded
+    null_counts: tuple[int, ...]
+    empty_rows: int
+
+    def scan(self) -> pl.LazyFrame:
+        if self.kind == "parquet":
+            lazy = pl.scan_parquet(self.path)
+        else:
+            lazy = _scan_csv(self.path, self.delimiter or ",", list(self.columns))
+        if self.empty_rows:
+            lazy = lazy.filter(~pl.all_horizontal(pl.all().is_null()))
+        return lazy
+
+
+@dataclass(frozen=True)
 class RawTable:
-    """A file read as a table, before any typing or validation."""
+    """A file read as a table, before any typing or validation.
+
+    ``source`` is set for a file scanned lazily (see ``ReadLimits.stream_above_bytes``): then
+    ``frame`` holds only its first ``SAMPLE_ROWS`` rows, for mapping detection and previews.
+    """
 
     frame: pl.DataFrame
     format: str
     delimiter: str | None
     encoding: str | None
     warnings: tuple[ReadWarning, ...]
+    source: TableSource | None = None
+
+    @property
+    def height(self) -> int:
+        """Data rows of the whole file."""
+        return self.source.rows if self.source is not None else self.frame.height
+
+    def data(self) -> pl.DataFrame | pl.LazyFrame:
+        """All the rows: the frame, or a lazy scan of a file too large to read whole."""
+        return self.source.scan() if self.source is not None else self.frame
 
 
 def sniff_format(head: bytes) -> str:
@@ -267,6 +311,12 @@ def _parse_csv(
         )
     _check_column_count(len(header), limits)
     names = _clean_names(header, warnings)
+    if isinstance(source, Path) and source.stat().st_size > limits.stream_above_bytes:
+        try:
+            return _stream(_scan_csv(source, delimiter, names), source, "csv", delimiter,
+                           encoding, limits, warnings)  # fmt: skip
+        except _POLARS_ERRORS as exc:
+            raise _csv_error(exc, source, delimiter, names) from exc
     try:
         frame = pl.read_csv(
             source,
@@ -278,23 +328,7 @@ def _parse_csv(
             truncate_ragged_lines=False,
         )
     except _POLARS_ERRORS as exc:
-        reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
-        if "utf-8" in reason.lower() and isinstance(source, Path):
-            raise _NotUtf8 from exc
-        lines = _ragged_lines(source, delimiter, len(names)) if "more fields" in reason else []
-        if lines:
-            raise InputError(
-                f"Some lines have more fields than the header's {len(names)} "
-                f"columns (file {row_examples(lines)}). Check the delimiter and "
-                "quoting on those lines.",
-                code="ragged_rows",
-                details={"lines": lines[:100]},
-            ) from exc
-        raise InputError(
-            f"The file could not be parsed as CSV: {reason}. Check that quotes are "
-            "balanced and that fields containing the delimiter are quoted.",
-            code="malformed_csv",
-        ) from exc
+        raise _csv_error(exc, source, delimiter, names) from exc
     if frame.width != len(names):
         raise InputError(
             f"The header has {len(names)} columns but polars read {frame.width}; "
@@ -303,6 +337,96 @@ def _parse_csv(
         )
     frame.columns = names
     return _finish(frame, "csv", delimiter, encoding, limits, warnings)
+
+
+def _scan_csv(path: Path, delimiter: str, names: list[str]) -> pl.LazyFrame:
+    """The lazy twin of the ``read_csv`` call above: same options, the cleaned names."""
+    return pl.scan_csv(
+        path,
+        separator=delimiter,
+        infer_schema=False,
+        has_header=True,
+        quote_char='"',
+        null_values=[""],
+        truncate_ragged_lines=False,
+        new_columns=names,
+    )
+
+
+def _csv_error(exc: Exception, source: Path | bytes, delimiter: str, names: list[str]) -> Exception:
+    """What a polars parse failure means for the user (or ``_NotUtf8``: decode in Python)."""
+    reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+    if "utf-8" in reason.lower() and isinstance(source, Path):
+        return _NotUtf8()
+    lines = _ragged_lines(source, delimiter, len(names)) if "more fields" in reason else []
+    if lines:
+        return InputError(
+            f"Some lines have more fields than the header's {len(names)} "
+            f"columns (file {row_examples(lines)}). Check the delimiter and "
+            "quoting on those lines.",
+            code="ragged_rows",
+            details={"lines": lines[:100]},
+        )
+    return InputError(
+        f"The file could not be parsed as CSV: {reason}. Check that quotes are "
+        "balanced and that fields containing the delimiter are quoted.",
+        code="malformed_csv",
+    )
+
+
+def _stream(
+    lazy: pl.LazyFrame,
+    path: Path,
+    kind: str,
+    delimiter: str | None,
+    encoding: str | None,
+    limits: ReadLimits,
+    warnings: list[ReadWarning],
+) -> RawTable:
+    """Register a large file from one streaming pass (rows, empty rows, nulls, cell lengths)
+    and a sample of its first rows; what ``_finish`` checks on a frame, checked on the scan."""
+    schema = lazy.collect_schema()
+    names = list(schema.names())
+    if not names:
+        raise InputError("The file holds no columns.", code="empty_file")
+    texts = [n for n, t in schema.items() if t == pl.String]
+    empty = pl.all_horizontal(pl.all().is_null())
+    stats = (
+        lazy.select(
+            pl.len().alias("#rows"),
+            empty.sum().alias("#empty"),
+            *(pl.col(n).null_count().alias(f"null#{n}") for n in names),
+            *(pl.col(n).str.len_bytes().max().alias(f"bytes#{n}") for n in texts),
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    empty_rows = int(stats["#empty"])
+    rows = int(stats["#rows"]) - empty_rows
+    if empty_rows:
+        note = f"{empty_rows} wholly empty row(s) were skipped."
+        warnings.append(ReadWarning("empty_rows_skipped", note))
+    if rows == 0:
+        raise InputError("The file has column names but no data rows.", code="no_data_rows")
+    cap = limits.max_cell_chars
+    for name in texts:
+        nbytes = stats[f"bytes#{name}"]
+        if nbytes is not None and nbytes > cap:
+            chars = lazy.select(pl.col(name).str.len_chars().max()).collect(engine="streaming")
+            if (found := chars.item()) is not None and found > cap:
+                message = f"A value in column '{name}' is {found:,} characters long"
+                raise _limit("cell_too_long", message, f"{cap:,} characters")
+    source = TableSource(
+        path=path,
+        kind=kind,
+        delimiter=delimiter,
+        columns=tuple(names),
+        rows=rows,
+        null_counts=tuple(int(stats[f"null#{n}"]) - empty_rows for n in names),
+        empty_rows=empty_rows,
+    )
+    sample = source.scan().head(SAMPLE_ROWS).collect(engine="streaming")
+    return RawTable(sample, kind, delimiter, encoding, tuple(warnings), source)
 
 
 def _sniff_delimiter(head_text: str, truncated: bool) -> tuple[str, list[str]]:
@@ -523,6 +647,8 @@ def _read_parquet(path: Path, size: int, limits: ReadLimits) -> RawTable:
             raise ValueError("the footer is missing; the file may be truncated")
         with pq.ParquetFile(path) as meta:
             _check_column_count(len(meta.schema_arrow), limits)
+        if size > limits.stream_above_bytes:
+            return _stream(pl.scan_parquet(path), path, "parquet", None, None, limits, [])
         frame = pl.read_parquet(path)
     except (pa.ArrowException, *_POLARS_ERRORS, OSError, ValueError) as exc:
         raise InputError(
