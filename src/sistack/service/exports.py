@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,6 @@ class ExportStatus:
     progress: float
     elapsed_seconds: float
     retry_after: int = RETRY_AFTER_SECONDS
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
