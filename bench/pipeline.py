@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 CACHE = Path(__file__).parent / ".cache"
-# Mean orders per customer of the synthetic transaction layout (sistack.demo): a size in rows
-# becomes that many rows' worth of customers.
-ORDERS_PER_CUSTOMER = 10.55
+# The synthetic transaction layout (sistack.demo) has 10.55 orders per customer on average: a
+# size in rows becomes 0.0948 customers per row (100M rows: 9,480,000 customers).
+CUSTOMERS_PER_ROW = 0.0948
 
 
 def data_file(customers: int, fmt: str, layout: str) -> Path:
@@ -120,7 +120,7 @@ def main() -> None:
         "--rows",
         type=int,
         nargs="+",
-        help="transaction rows (layout transactions): ~rows/10.55 customers' orders",
+        help="transaction rows (layout transactions): the orders of rows x 0.0948 customers",
     )
     parser.add_argument("--format", nargs="+", default=["csv"], choices=["csv", "parquet"])
     parser.add_argument("--layout", default="customers", choices=["customers", "transactions"])
@@ -137,7 +137,7 @@ def main() -> None:
     sizes = args.customers
     if args.rows:
         args.layout = "transactions"
-        sizes = [round(r / ORDERS_PER_CUSTOMER) for r in args.rows]
+        sizes = [round(r * CUSTOMERS_PER_ROW) for r in args.rows]
     for n in sizes:
         for fmt, engine in itertools.product(args.format, args.engine):
             path = data_file(n, fmt, args.layout)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,6 +140,8 @@ def prepare(
 
 # Transaction rows aggregated in memory at once by the streaming path (one partition's worth).
 ROWS_PER_PART = 8_000_000
+# Customers up to which the response model is fitted during the segmentation (see ``_run``).
+CONCURRENT_RESPONSE_ROWS = 2_000_000
 
 
 def prepare_streamed(
@@ -230,26 +233,33 @@ def _run(
     if "monetary" not in features.frame.columns:
         raise InputError("No monetary value could be derived.", code="missing_monetary")
     candidates = features.model_features
-    X_all = model_matrix(features, candidates)
-    keep = [j for j in range(len(candidates)) if finite_std(X_all[:, j]) > 0]
-    names = [candidates[j] for j in keep]
+    # Constant features are found column by column, so the matrix is built once, of the kept
+    # columns only (10M customers x 14 features is 1.1 GB per copy).
+    names = [
+        c
+        for c in candidates
+        if finite_std(features.frame.get_column(c).to_numpy().astype(np.float64, copy=False)) > 0
+    ]
     if not names:
         raise InputError(
             "Every usable feature is constant: the customers cannot be told apart.",
             code="no_usable_features",
         )
-    X = X_all[:, keep]
+    X = model_matrix(features, names)
     log_cols = [j for j, name in enumerate(names) if features_log(features, name)]
     # The response model needs features and labels only: fit it on a second thread while the
-    # segmentation (single-threaded k-means, for reproducible bits) runs on this one.
+    # segmentation (single-threaded k-means, for reproducible bits) runs on this one. On a large
+    # table it starts after the segmentation instead: its matrix of every feature (1.6 GB for
+    # 10M customers) would otherwise coincide with the segmentation's two (raw and scaled).
     background = ThreadPoolExecutor(1)
-    response_fit = background.submit(
+    fit = partial(
         fit_response,
         features.frame,
         customers.table,
         seed=config.seed,
         max_rows=config.response_sample,
     )
+    response_fit = background.submit(fit) if n <= CONCURRENT_RESPONSE_ROWS else None
     lap("features")
 
     report("scale", 35)
@@ -273,6 +283,8 @@ def _run(
     with threadpool_limits(limits=1):
         fitted = engine.segment(features, X, names, scaler=scaler, model=model)
     model, clipped = fitted.model, fitted.clipped
+    if response_fit is None:
+        response_fit = background.submit(fit)
     lap("segment")
 
     report("stability", 75)
