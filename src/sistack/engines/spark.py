@@ -16,8 +16,10 @@ What runs where:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +51,7 @@ KEY = [POS, "customer_id"]
 MAX_ITER = 50  # Lloyd iterations of the final fit; the warm start converges in a few
 EPSILON = 1e-4  # a centre moving less than this (in scaled units) counts as converged
 MAX_RECORDS_PER_FILE = 5_000_000  # assignments part files stay below ~100 MB
-EXACT_MEDIAN_ROWS = 5_000_000  # above this many customers, medians are approximate (1e-4)
+EXACT_MEDIAN_ROWS = 250_000  # above this many customers, medians are approximate (1e-4)
 SESSION_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
@@ -151,6 +153,9 @@ class SparkEngine:
         self._features: DataFrame | None = None
         self._assigned: DataFrame | None = None
         self._cached: list[DataFrame] = []
+        # Cached data outlives a run that fails before its artifacts are written (the writer
+        # releases it otherwise): free it when the engine is garbage-collected.
+        weakref.finalize(self, _unpersist, self._cached)
 
     def describe(self) -> dict[str, str]:
         sc = self.spark.sparkContext
@@ -377,10 +382,15 @@ class SparkEngine:
         return ["assignments"]
 
     def release(self) -> None:
-        for frame in self._cached:
-            frame.unpersist()
-        self._cached.clear()
+        _unpersist(self._cached)
         self._customers = self._features = self._assigned = None
+
+
+def _unpersist(frames: list[DataFrame]) -> None:
+    for frame in frames:
+        with contextlib.suppress(Exception):  # the session may already be stopped
+            frame.unpersist()
+    frames.clear()
 
 
 def _tenure_fill(customers: CustomerTable) -> float | None:
