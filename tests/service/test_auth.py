@@ -274,3 +274,23 @@ def test_cli_lists_every_workspace_or_one(
     assert [(r["run_id"], r["workspace"]) for r in json.loads(only.stdout)["items"]] == [
         (made["b"], "b")
     ]
+
+
+def test_cli_run_into_a_workspace(
+    cli_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "customers.csv"
+    three_groups(45, seed=2).write_csv(data)
+    runner = CliRunner()
+    made = runner.invoke(app, ["run", str(data), "--workspace", "acme", "--json"], env=cli_env)
+    assert made.exit_code == 0, made.stderr
+    run_id = json.loads(made.stdout)["run_id"]
+    bad = runner.invoke(app, ["run", str(data), "--workspace", "Acme!"], env=cli_env)
+    assert bad.exit_code == 2 and "invalid_workspace" in bad.stderr
+    svc = RunService(settings)
+    try:
+        assert svc.get_run(run_id).workspace == "acme"
+        assert svc.scoped("acme").list_runs()[1] == 1
+        assert svc.scoped("default").list_runs()[1] == 0  # the refused run was never made
+    finally:
+        svc.close()

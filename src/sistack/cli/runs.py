@@ -124,16 +124,32 @@ def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
         )
 
 
+# The local CLI acts for the machine's administrator (no key); a run it makes belongs to
+# ``default`` unless it names the workspace whose API keys should see it.
+WorkspaceOption = Annotated[
+    str | None, typer.Option(help="Workspace of the new dataset and run (default: 'default').")
+]
+
+
+def _check_workspace(workspace: str | None) -> None:
+    if workspace is not None:
+        from sistack.service.auth import check_workspace
+
+        check_workspace(workspace)
+
+
 @app.command()
 @guard
 def demo(
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the generator and the run.")] = 42,
+    workspace: WorkspaceOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate a realistic customer file, segment it and print the summary."""
     from sistack.demo import write_dataset
 
+    _check_workspace(workspace)
     settings = Settings()
     path = settings.home / "demo" / f"demo-customers-{customers}-{seed}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +158,7 @@ def demo(
         out.print(f"Generated {customers:,} synthetic customers in [bold]{path}[/]")
     with open_service() as svc:
         record = _analyse(
-            svc,
+            svc.scoped(workspace) if workspace else svc,
             path,
             mapping=None,
             shape=None,
@@ -224,6 +240,7 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Seed (default 42).")] = None,
     shape: Annotated[str | None, typer.Option(help="Force 'customers' or 'transactions'.")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the run.")] = None,
+    workspace: WorkspaceOption = None,
     engine: Annotated[
         str | None, typer.Option(help="'local' (default) or 'spark' (extra: sistack[spark]).")
     ] = None,
@@ -236,6 +253,7 @@ def run(
     """Segment the customers of a file and store the run."""
     from sistack.engines import ENGINES, check_engine
 
+    _check_workspace(workspace)
     if spark_master is not None and engine is None:
         engine = "spark"
     if engine is not None and engine not in ENGINES:
@@ -253,7 +271,7 @@ def run(
     with open_service() as svc, tempfile.TemporaryDirectory(dir=svc.settings.home) as tmp:
         path = _fetch_with_spark(file, spark_master, Path(tmp)) if remote else Path(file)
         record = _analyse(
-            svc,
+            svc.scoped(workspace) if workspace else svc,
             path,
             keep=remote,
             mapping=_read_mapping(mapping),
