@@ -434,6 +434,18 @@ def test_security_headers_on_every_answer(world: World, path: str) -> None:
         assert response.headers["referrer-policy"] == "no-referrer"
 
 
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_api_docs_get_their_own_policy(world: World, path: str) -> None:
+    """Swagger UI and ReDoc come from jsDelivr and start with an inline script: allowed there
+    (and only there); framing is still refused."""
+    response = world.client.get(path)
+    csp = response.headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self' 'unsafe-inline' https://cdn.jsdelivr.net"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "https://cdn.jsdelivr.net" in response.text
+
+
 def test_openapi_documents_401_and_403(world: World) -> None:
     schema = world.client.get("/openapi.json").json()
     for path, item in schema["paths"].items():
