@@ -183,7 +183,10 @@ def test_browser_writes_need_the_csrf_token(site: Site) -> None:
 def test_a_read_only_session_cannot_write(site: Site) -> None:
     with fresh(site) as client:
         login(client, site.reader.secret)
-        token = meta_token(client.get("/").text)
+        home = client.get("/").text
+        token = meta_token(home)
+        assert '<body data-role="read">' in home
+        assert 'href="/runs/new"' not in home.split("</nav>")[0]  # no "New analysis" in the menu
         response = client.delete(f"{API}/runs/{site.run_id}", headers={"X-CSRF-Token": token})
         assert (response.status_code, response.json()["error"]["code"]) == (403, "read_only_key")
         assert client.get(f"{API}/runs/{site.run_id}").status_code == 200

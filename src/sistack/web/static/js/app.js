@@ -21,6 +21,10 @@ const SIS = (() => {
       init.body = JSON.stringify(body);
     }
     const response = await fetch(url, init);
+    if (response.status === 401 && document.querySelector(".topbar .session")) {
+      // The session ended (logged out elsewhere, key revoked, expired): log in again.
+      window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    }
     const text = await response.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
