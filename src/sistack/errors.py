@@ -57,6 +57,22 @@ class NotFound(SistackError):
     status = 404
 
 
+class AuthError(SistackError):
+    """No API key where one is required (``auth_required``), or an unknown or revoked one
+    (``invalid_key``) (HTTP 401)."""
+
+    code = "auth_required"
+    status = 401
+
+
+class Forbidden(SistackError):
+    """The caller is known but may not do this (HTTP 403): ``read_only_key``, ``csrf_failed``,
+    ``host_not_allowed``."""
+
+    code = "forbidden"
+    status = 403
+
+
 class Conflict(SistackError):
     """The object exists but is not in a state that allows the request (HTTP 409)."""
 

@@ -17,11 +17,10 @@ from typer.testing import CliRunner
 
 from sistack.cli import app
 from sistack.config import Settings
-from sistack.errors import InputError, NotFound
+from sistack.errors import AuthError, InputError, NotFound
 from sistack.io.store import metadata
 from sistack.io.store.metadata import MetadataStore
 from sistack.service.auth import (
-    AuthError,
     KeyService,
     bind_decision,
     hash_key,

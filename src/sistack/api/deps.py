@@ -14,8 +14,8 @@ from pathlib import Path
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from sistack.errors import InputError
-from sistack.service.auth import AuthError, Principal
+from sistack.errors import AuthError, InputError
+from sistack.service.auth import Principal
 from sistack.service.exports import ExportService
 from sistack.service.jobs import JobRunner
 from sistack.service.runs import RunService

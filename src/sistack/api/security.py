@@ -34,7 +34,8 @@ from urllib.parse import quote
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
-from sistack.service.auth import LOCAL, AuthError, KeyService, Principal
+from sistack.errors import AuthError, Forbidden, SistackError
+from sistack.service.auth import LOCAL, KeyService, Principal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -85,6 +86,29 @@ HEADERS = (
 )
 
 
+AUTH_REQUIRED = AuthError(
+    "This server requires an API key: send 'Authorization: Bearer <key>' or "
+    "'X-API-Key: <key>' (create one with `sistack keys create`).",
+    code="auth_required",
+)
+CSRF_FAILED = Forbidden(
+    "The request did not carry this page's CSRF token (X-CSRF-Token); reload the page and try "
+    "again.",
+    code="csrf_failed",
+)
+READ_ONLY = Forbidden(
+    "This API key is read-only: it can read results and simulate, not upload, run, reproduce, "
+    "delete or save. Use a key created with --role write.",
+    code="read_only_key",
+)
+HOST_NOT_ALLOWED = Forbidden(
+    "Without API keys this server answers only requests addressed to localhost or an IP address "
+    "(a guard against DNS rebinding). Use http://127.0.0.1:<port>/, or create a key with "
+    "`sistack keys create`.",
+    code="host_not_allowed",
+)
+
+
 def csrf_token(session: MutableMapping[str, Any]) -> str:
     """The session's CSRF token, made on first use."""
     token = session.get(SESSION_CSRF)
@@ -126,11 +150,13 @@ def presented_key(headers: Headers) -> str | None:
     return key or None
 
 
-async def _error(send: Send, status: int, code: str, message: str, **headers: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+async def _refuse(send: Send, exc: SistackError) -> None:
+    """Answer with the API's error body (this runs before the app's exception handlers)."""
+    body = json.dumps({"error": exc.to_dict()}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+    if exc.status == 401:
+        raw.append((b"www-authenticate", CHALLENGE.encode()))
+    await send({"type": "http.response.start", "status": exc.status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -165,28 +191,14 @@ class AccessMiddleware:
                 self._identify, keys, key, session, headers
             )
         except AuthError as exc:
-            await _error(send, 401, exc.code, exc.message, www_authenticate=CHALLENGE)
+            await _refuse(send, exc)
             return
         if principal is LOCAL and not local_host(headers.get("host", "")):
-            await _error(
-                send,
-                403,
-                "host_not_allowed",
-                "Without API keys this server answers only requests addressed to localhost or "
-                "an IP address (a guard against DNS rebinding). Use http://127.0.0.1:<port>/, "
-                "or create a key with `sistack keys create`.",
-            )
+            await _refuse(send, HOST_NOT_ALLOWED)
             return
         if principal is None:
             if api:
-                await _error(
-                    send,
-                    401,
-                    "auth_required",
-                    "This server requires an API key: send 'Authorization: Bearer <key>' or "
-                    "'X-API-Key: <key>' (create one with `sistack keys create`).",
-                    www_authenticate=CHALLENGE,
-                )
+                await _refuse(send, AUTH_REQUIRED)
             else:
                 target = path + (
                     f"?{scope['query_string'].decode('latin-1')}"
@@ -201,23 +213,11 @@ class AccessMiddleware:
                 and path not in FORM_POSTS
                 and not csrf_ok(session, headers.get(CSRF_HEADER))
             ):
-                await _error(
-                    send,
-                    403,
-                    "csrf_failed",
-                    "The request did not carry this page's CSRF token (X-CSRF-Token); reload "
-                    "the page and try again.",
-                )
+                await _refuse(send, CSRF_FAILED)
                 return
             computes = method == "POST" and READ_ONLY_POSTS.match(path)
             if not principal.can_write and not computes and path not in FORM_POSTS:
-                await _error(
-                    send,
-                    403,
-                    "read_only_key",
-                    "This API key is read-only: it can read results and simulate, not upload, "
-                    "run, reproduce, delete or save. Use a key created with --role write.",
-                )
+                await _refuse(send, READ_ONLY)
                 return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

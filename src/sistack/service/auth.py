@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from sistack.config import Settings
-from sistack.errors import InputError, SistackError, StorageError
+from sistack.errors import AuthError, InputError, StorageError
 from sistack.io.store.metadata import DEFAULT_WORKSPACE, ApiKeyRecord, MetadataStore
 from sistack.service.queue import utcnow
 
@@ -35,20 +35,6 @@ ROLES: tuple[Role, ...] = ("read", "write")
 PREFIX = "sis_"
 WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KEY_PATTERN = re.compile(r"^sis_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-
-
-class AuthError(SistackError):
-    """No key, or a key that is unknown or revoked (HTTP 401)."""
-
-    code = "auth_required"
-    status = 401
-
-
-class Forbidden(SistackError):
-    """The caller is known but may not do this (HTTP 403): a read-only key, a CSRF failure."""
-
-    code = "forbidden"
-    status = 403
 
 
 @dataclass(frozen=True)

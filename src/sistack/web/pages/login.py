@@ -12,7 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sistack.api.security import SESSION_KEY, csrf_ok, csrf_token
-from sistack.service.auth import AuthError, KeyService
+from sistack.errors import AuthError
+from sistack.service.auth import KeyService
 from sistack.web.templating import render
 
 router = APIRouter(include_in_schema=False)
