@@ -104,7 +104,7 @@ def _date(scan: pl.LazyFrame, schema: pl.Schema, column: str, ids: pl.Expr) -> p
         .select(text.alias("t"), missing.alias("m"))
         .filter(~pl.col("m"))
         .head(5000)
-        .collect()
+        .collect(engine="streaming")  # stops reading once it has them
         .get_column("t")
     )
     chosen = choose_date_format(head)
@@ -116,7 +116,11 @@ def _date(scan: pl.LazyFrame, schema: pl.Schema, column: str, ids: pl.Expr) -> p
     # to a column of its own first (null elsewhere), so no format is tried on every row.
     failed = pl.when(first.is_null() & ~missing).then(text)
     return pl.struct(first.alias("first"), failed.alias("failed")).map_batches(
-        lambda s: _fallback(s, fmt, is_dt), return_dtype=pl.Date
+        # Row by row: the streaming engine may call it batch by batch (else it would gather
+        # every row first).
+        lambda s: _fallback(s, fmt, is_dt),
+        return_dtype=pl.Date,
+        is_elementwise=True,
     )
 
 
@@ -127,6 +131,11 @@ def _fallback(pair: pl.Series, fmt: str, is_dt: bool) -> pl.Series:
         return first
     others = pl.select(dates_with_fallback(pl.lit(failed), fmt, datetime=is_dt)).to_series()
     return first.fill_null(others)
+
+
+def _counts(rows: pl.LazyFrame, column: str) -> pl.DataFrame:
+    """Rows per distinct value of ``column`` (``n``), streaming."""
+    return rows.group_by(column).agg(pl.len().alias("n")).collect(engine="streaming")
 
 
 def _flag(name: str, mask: pl.Expr) -> list[pl.Expr]:
@@ -236,7 +245,7 @@ def aggregate_transactions_lazy(
         stats_exprs.append((has_id & pl.col(f"{n.key}#pf")).sum().alias(f"{n.key}#pf#n"))
         for flag in ("fn", "cl", "nf", "inv"):
             stats_exprs += _flag(f"{n.key}#{flag}", has_id & pl.col(f"{n.key}#{flag}"))
-    stats = rows.select(stats_exprs).collect().row(0, named=True)
+    stats = rows.select(stats_exprs).collect(engine="streaming").row(0, named=True)
     rows_read = int(stats["rows_read"])
     if rows_read == 0:
         raise InputError("The file has a header but no data rows.", code="no_data_rows")
@@ -267,7 +276,7 @@ def aggregate_transactions_lazy(
                 scan.with_row_index(ROW, offset=1)
                 .filter(pl.col(ROW).is_in(invalid_rows.head(3).implode()))
                 .select(pl.col(n.column).cast(pl.String))
-                .collect()
+                .collect(engine="streaming")
                 .get_column(n.column)
                 .to_list()
             )
@@ -298,7 +307,7 @@ def aggregate_transactions_lazy(
     level_of: dict[str, pl.Expr] = {}
     for role in levels:
         column = mapping.column_for(role) or role
-        raw = rows.filter(has_id).group_by(role).agg(pl.len().alias("n")).collect()
+        raw = _counts(rows.filter(has_id), role)
         raw = raw.with_columns(_level_text(pl.col(role)).alias("level"))
         counts = raw.group_by("level").agg(pl.col("n").sum())
         level = raw.get_column("level")
@@ -342,7 +351,7 @@ def aggregate_transactions_lazy(
     )
     reference = reference_date
     if reference is None:
-        dates = rows.filter(usable).group_by("date").agg(pl.len().alias("n")).collect()
+        dates = _counts(rows.filter(usable), "date")
         reference = latest_plausible_from_counts(dates)
     late = usable & (pl.col("date") > pl.lit(reference))
     final = usable & ~late
@@ -350,7 +359,7 @@ def aggregate_transactions_lazy(
         *_flag("late", late),
         *_flag("negative", final & (pl.col("amount") < 0)),
         final.sum().alias("used"),
-    ).collect()
+    ).collect(engine="streaming")
     stats = late_stats.row(0, named=True)
     count, first = _issue(stats, "late")
     log.add(
@@ -385,7 +394,7 @@ def aggregate_transactions_lazy(
             rows.filter(final)
             .select(expr.alias(role))
             .unique()
-            .collect()
+            .collect(engine="streaming")
             .get_column(role)
             .to_list()
         )
