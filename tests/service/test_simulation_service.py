@@ -61,7 +61,9 @@ def test_simulation_never_opens_a_customer_level_artifact(runs, monkeypatch):
     sim = SimulationService(svc)
     small = sim.simulate(ids[2000], SHIFT)
     large = sim.simulate(ids[20000], SHIFT)
-    assert set(opened[ids[2000]]) == set(opened[ids[20000]]) == {"profiles.json", "insights.json"}
+    # The two per-segment documents, and the manifest their sha256 is checked against on read.
+    documents = {"profiles.json", "insights.json", "manifest.json"}
+    assert set(opened[ids[2000]]) == set(opened[ids[20000]]) == documents
     # Cached after the first call: a second simulation opens nothing at all.
     opened.clear()
     sim.simulate(ids[20000], {"levers": [{"lever": "price", "params": {"change": {"1": 0.05}}}]})

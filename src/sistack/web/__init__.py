@@ -9,14 +9,17 @@ its JSON twin (the endpoints whose data it shows) in its footer and in a
 page                           JSON twin
 =============================  ====================================================
 /                              GET /api/v1/runs
-/runs/new                      POST /api/v1/datasets, POST /api/v1/runs, GET /api/v1/runs/{id}
+/runs/new                      GET /api/v1/roles, POST /api/v1/datasets, POST /api/v1/runs,
+                               GET /api/v1/runs/{id}
 /runs/{id}                     GET /api/v1/runs/{id}/insights (GET /api/v1/runs/{id} while running)
 /runs/{id}/segments            GET /api/v1/runs/{id}/personas, /insights, /segments
-/runs/{id}/simulation          GET /api/v1/levers, POST /api/v1/runs/{id}/simulate, /scenarios,
-                               /scenarios/compare, /optimize
+/runs/{id}/simulation          GET /api/v1/runs/{id}/baseline, GET /api/v1/levers,
+                               POST /api/v1/runs/{id}/simulate, /scenarios, /scenarios/compare,
+                               /optimize
 /runs/{id}/compare?other=X     GET /api/v1/runs/{id}/compare/X
 /runs/{id}/quality             GET /api/v1/runs/{id}/quality, /manifest
-/runs/{id}/exports             GET /api/v1/runs/{id}/exports/manifest.json (links to each export)
+/runs/{id}/exports             GET /api/v1/runs/{id}/exports/manifest.json (links to each export;
+                               the workbook through POST .../exports/workbook.xlsx, 202 until built)
 /runs/{id}/report              the document GET /api/v1/runs/{id}/exports/report.pdf prints
 /login                         (no twin: pastes an API key, opens a signed session)
 =============================  ====================================================

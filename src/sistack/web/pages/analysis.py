@@ -23,13 +23,13 @@ from sistack.web.templating import html_errors
 from sistack.web.views import WebViews, views
 
 router = APIRouter(include_in_schema=False)
-# The simulation's outcome measures: (key, label, number format).
+# The simulation's outcome measures: (key, label, short label for table headers, number format).
 METRICS = (
-    ("revenue", "Revenue", "money"),
-    ("margin", "Margin", "money"),
-    ("cost", "Marketing cost", "money"),
-    ("profit", "Profit", "money"),
-    ("roi", "ROI", "ratio"),
+    ("revenue", "Revenue", "Revenue", "money"),
+    ("margin", "Margin", "Margin", "money"),
+    ("cost", "Marketing cost", "Cost", "money"),
+    ("profit", "Profit", "Profit", "money"),
+    ("roi", "ROI", "ROI", "ratio"),
 )
 MC_DRAWS = 1000
 CANDIDATES = 100
