@@ -158,3 +158,24 @@ def test_the_same_chart_drawn_twice_gives_the_same_svg(made: Made) -> None:
     first, second = (stable_ids(charts.to_svg(spec), "profile_1") for _ in range(2))
     assert first == second
     assert set(re.findall(r'\bid="([^"]+)"', first)) <= {f"profile_1-{i}" for i in range(99)}
+
+
+def test_a_run_made_before_stored_charts_still_works(made: Made, tmp_path: Path) -> None:
+    """A run written by an earlier version has no chart files: pages draw its charts on
+    request, and reproduce compares the files it has."""
+    runs = made.runs
+    dataset = runs.get_run(made.run_id).dataset_id
+    old = runs.execute(runs.create_run(dataset).id)
+    folder = runs.artifacts.root / old.id
+    manifest = json.loads((folder / "manifest.json").read_bytes())
+    expected = {n: runs.artifacts.read_json(old.id, n) for n in (CHARTS, REPORT_CHARTS)}
+    for name in (CHARTS, REPORT_CHARTS):
+        (folder / name).unlink()
+        del manifest["artifacts"][name]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    exports = ExportService(runs)
+    assert exports.charts(old.id) == expected[CHARTS]
+    assert exports.report_svgs(old.id).keys() == expected[REPORT_CHARTS].keys()
+    result = runs.reproduce(old.id)
+    assert (result.identical, result.differing) == (True, [])
+    exports.close()

@@ -668,11 +668,13 @@ class RunService:
                 details={"new_run_id": new.id},
             )
         theirs = self.manifest(new.id)["artifacts"]
+        # A run made by an earlier version lacks the files added since (the stored charts):
+        # what it has is compared.
         differing = [
             name
             for name in COMPARED
-            if manifest["artifacts"].get(name, {}).get("sha256")
-            != theirs.get(name, {}).get("sha256")
+            if name in manifest["artifacts"]
+            and manifest["artifacts"][name].get("sha256") != theirs.get(name, {}).get("sha256")
         ]
         return ReproduceResult(run_id, new.id, not differing, differing)
 
