@@ -12,8 +12,10 @@ into a path, and a new format is one :func:`register` call.
 A format marked ``background`` (the workbook: the whole customer list, about ten seconds per
 million customers) is never built inside a request: :meth:`ExportService.prepare` starts the
 build on a background thread and answers with its progress until the file is there. The CLI
-(:meth:`ExportService.export`) builds synchronously. Charts are never drawn here for a run that
-carries them: the run wrote its specs and the report's SVGs when it was made
+(:meth:`ExportService.export`) builds synchronously. Builds are tracked per process: with
+``serve --workers N`` two processes asked for the same workbook may both build it (the file is
+renamed into place atomically, so the second build only costs time). Charts are never drawn here
+for a run that carries them: the run wrote its specs and the report's SVGs when it was made
 (:mod:`sistack.io.exports.prebuilt`).
 """
 
