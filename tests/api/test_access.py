@@ -403,16 +403,17 @@ def test_keys_and_workspaces_on_postgresql(postgres_url: str) -> None:
         assert new.secret not in dumped and new.record.key_hash in dumped
         keys.revoke(new.record.id)
         assert not keys.enabled()
-        columns = {
-            table: {
-                row[0]
-                for row in store.engine.connect().exec_driver_sql(
-                    "SELECT column_name FROM information_schema.columns "
-                    f"WHERE table_name = '{table}'"
-                )
+        with store.engine.connect() as conn:
+            columns = {
+                table: {
+                    row[0]
+                    for row in conn.exec_driver_sql(
+                        "SELECT column_name FROM information_schema.columns "
+                        f"WHERE table_name = '{table}'"
+                    )
+                }
+                for table in ("datasets", "runs", "scenarios")
             }
-            for table in ("datasets", "runs", "scenarios")
-        }
         assert all("workspace" in c for c in columns.values()), columns
     finally:
         store.close()
