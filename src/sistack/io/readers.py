@@ -647,7 +647,10 @@ def _read_parquet(path: Path, size: int, limits: ReadLimits) -> RawTable:
             raise ValueError("the footer is missing; the file may be truncated")
         with pq.ParquetFile(path) as meta:
             _check_column_count(len(meta.schema_arrow), limits)
-        if size > limits.stream_above_bytes:
+            info = meta.metadata
+            # Compressed columns: what decides memory is their uncompressed size.
+            inflated = sum(info.row_group(i).total_byte_size for i in range(info.num_row_groups))
+        if max(size, inflated) > limits.stream_above_bytes:
             return _stream(pl.scan_parquet(path), path, "parquet", None, None, limits, [])
         frame = pl.read_parquet(path)
     except (pa.ArrowException, *_POLARS_ERRORS, OSError, ValueError) as exc:

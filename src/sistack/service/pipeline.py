@@ -249,8 +249,8 @@ def _run(
     log_cols = [j for j, name in enumerate(names) if features_log(features, name)]
     # The response model needs features and labels only: fit it on a second thread while the
     # segmentation (single-threaded k-means, for reproducible bits) runs on this one. On a large
-    # table it starts after the segmentation instead: its matrix of every feature (1.6 GB for
-    # 10M customers) would otherwise coincide with the segmentation's two (raw and scaled).
+    # table it is fitted after the segmentation and before the profiles instead: its matrix of
+    # every feature (1.6 GB for 10M customers) would otherwise coincide with theirs.
     background = ThreadPoolExecutor(1)
     fit = partial(
         fit_response,
@@ -283,15 +283,19 @@ def _run(
     with threadpool_limits(limits=1):
         fitted = engine.segment(features, X, names, scaler=scaler, model=model)
     model, clipped = fitted.model, fitted.clipped
+    # Only the stability sample of the model matrix is used from here on: free the rest.
+    stab_idx = sample_indices(n, config.stability_sample, seed=config.seed + 4)
+    X_stab = X[stab_idx]
+    del X
     if response_fit is None:
         response_fit = background.submit(fit)
+        response_fit.result()  # done (and its matrix freed) before the profiles start
     lap("segment")
 
     report("stability", 75)
-    stab_idx = sample_indices(n, config.stability_sample, seed=config.seed + 4)
     with threadpool_limits(limits=1):
         stability = bootstrap_stability(
-            scaler.transform(X[stab_idx]),
+            scaler.transform(X_stab),
             model.cluster_centers_,
             resamples=config.stability_resamples,
             seed=config.seed + 5,
