@@ -59,6 +59,22 @@ def fit_response(
     return model_mod.maybe_fit_response_model(X, _label(table), names, seed=seed, max_rows=max_rows)
 
 
+PREDICT_ROWS = 500_000  # customers converted to a matrix and scored at once
+
+
+def _predict(model: model_mod.ResponseModel, features: pl.DataFrame) -> np.ndarray:
+    """Probabilities for every customer, a block of rows at a time: the all-features matrix of
+    10M customers (1.6 GB) is never built. Scoring is row by row, so the bits are the same."""
+    names = [c for c in features.columns if c != "customer_id"]
+    blocks = [
+        model.predict_proba(
+            features.slice(start, PREDICT_ROWS).select(names).to_numpy().astype(np.float64)
+        )
+        for start in range(0, features.height, PREDICT_ROWS)
+    ]
+    return np.concatenate(blocks) if blocks else np.empty(0)
+
+
 def response_insights(
     features: pl.DataFrame,
     table: pl.DataFrame,
@@ -71,8 +87,6 @@ def response_insights(
 ) -> ResponseInsights:
     """Expected and observed response per segment and for all customers (segment 0)."""
     y = _label(table)
-    names = [c for c in features.columns if c != "customer_id"]
-    X = features.select(names).to_numpy().astype(np.float64)
     model, reason = fitted or fit_response(features, table, seed=seed, max_rows=max_rows)
     campaigns = {
         c.removeprefix("campaign_"): np.clip(table.get_column(c).cast(pl.Float64).to_numpy(), 0, 1)
@@ -87,7 +101,7 @@ def response_insights(
         by_segment.setdefault(r.segment, []).append(r.to_dict())
 
     if model is not None:
-        prob = model.predict_proba(X)
+        prob = _predict(model, features)
         basis = "model"
     elif y is not None and np.isfinite(y).any():
         prob = None
