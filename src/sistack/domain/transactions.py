@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import polars as pl
 
-from sistack.domain.quality import CHANGED, EXCLUDED, WARNING, QualityLog
+from sistack.domain.quality import EXCLUDED, WARNING, QualityLog
 from sistack.domain.schema import TRANSACTIONS, ColumnMapping, require_roles
 from sistack.domain.validation import (
     ROW,
@@ -21,34 +21,24 @@ from sistack.domain.validation import (
     check_numeric,
     clean_ids,
     latest_plausible_date,
+    log_number_changes,
+    rows_where,
 )
-from sistack.domain.values import MAX_MAGNITUDE, parse_dates, parse_numbers
+from sistack.domain.values import parse_dates, parse_numbers
 from sistack.errors import InputError, row_examples
 
 MAX_LEVELS = 12  # channels / categories kept by name; the rest become "other"
 
 
-def _rows(frame: pl.DataFrame, mask: pl.Series) -> pl.Series:
-    return frame.get_column(ROW).filter(mask)
-
-
 def _number(frame: pl.DataFrame, column: str, log: QualityLog, *, flags: bool = False) -> pl.Series:
     parsed = parse_numbers(frame.get_column(column), flags=flags)
     check_numeric(frame, column, parsed.invalid)
-    log.add(
-        CHANGED,
-        "cleaned_number",
-        f"Values of '{column}' with currency signs or separators were read as numbers.",
-        column=column,
-        rows=_rows(frame, parsed.cleaned),
-    )
-    log.add(
-        CHANGED,
-        "non_finite",
-        f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
-        f"'{column}' were treated as missing.",
-        column=column,
-        rows=_rows(frame, parsed.nonfinite),
+    log_number_changes(
+        frame,
+        column,
+        parsed,
+        log,
+        cleaned=f"Values of '{column}' with currency signs or separators were read as numbers.",
     )
     return parsed.values
 
@@ -114,9 +104,9 @@ def aggregate_transactions(
     if bad.sum() > 0.5 * frame.height:
         raise InputError(
             f"Column '{date_col}' was mapped to the transaction date but {int(bad.sum())} values "
-            f"are not dates ({row_examples(_rows(frame, bad).to_list())}).",
+            f"are not dates ({row_examples(rows_where(frame, bad).to_list())}).",
             code="invalid_dates",
-            details={"column": date_col, "rows": _rows(frame, bad).head(20).to_list()},
+            details={"column": date_col, "rows": rows_where(frame, bad).head(20).to_list()},
         )
     columns: dict[str, pl.Series] = {
         "customer_id": frame.get_column("customer_id"),
@@ -161,7 +151,7 @@ def aggregate_transactions(
         "unparseable_date",
         f"Transactions whose '{date_col}' is not a date were not used.",
         column=date_col,
-        rows=_rows(tx, excluded),
+        rows=rows_where(tx, excluded),
     )
     tx = tx.filter(~excluded)
     missing_amount = tx.get_column("amount").is_null()
@@ -170,7 +160,7 @@ def aggregate_transactions(
         "missing_amount",
         f"Transactions without an amount in '{amount_col}' were not used.",
         column=amount_col,
-        rows=_rows(tx, missing_amount),
+        rows=rows_where(tx, missing_amount),
     )
     tx = tx.filter(~missing_amount)
     reference = reference_date or latest_plausible_date(tx.get_column("date"))
@@ -181,7 +171,7 @@ def aggregate_transactions(
             "date_after_reference",
             f"Transactions after the reference date {reference!s} were not used.",
             column=date_col,
-            rows=_rows(tx, late),
+            rows=rows_where(tx, late),
         )
         tx = tx.filter(~late)
     negative = (tx.get_column("amount") < 0).fill_null(False)
@@ -192,7 +182,7 @@ def aggregate_transactions(
             f"Negative amounts in '{amount_col}' are treated as "
             "returns and netted against the customer's spend.",
             column=amount_col,
-            rows=_rows(tx, negative),
+            rows=rows_where(tx, negative),
         )
     if tx.height == 0:
         raise InputError("No transaction row is usable.", code="no_usable_rows")

@@ -31,6 +31,7 @@ from sistack.domain.validation import (
     MAX_LATE_SHARE,
     ROW,
     CustomerTable,
+    non_finite_message,
     numeric_error,
 )
 from sistack.domain.values import (
@@ -291,8 +292,7 @@ def aggregate_transactions_lazy(
         log.add(
             CHANGED,
             "non_finite",
-            f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
-            f"'{n.column}' were treated as missing.",
+            non_finite_message(n.column),
             column=n.column,
             rows=nonfinite[1],
             count=nonfinite[0],

@@ -17,7 +17,7 @@ import polars as pl
 
 from sistack.domain.quality import CHANGED, EXCLUDED, WARNING, QualityLog, QualityReport
 from sistack.domain.schema import CUSTOMERS, ColumnMapping, require_roles, role_kind
-from sistack.domain.values import MAX_MAGNITUDE, parse_dates, parse_numbers
+from sistack.domain.values import MAX_MAGNITUDE, Parsed, parse_dates, parse_numbers
 from sistack.errors import InputError, row_examples
 
 ROW = "_row"
@@ -62,8 +62,33 @@ def canonical_name(role: str) -> str:
     return role.replace(":", "_")
 
 
-def _rows(frame: pl.DataFrame, mask: pl.Series) -> pl.Series:
+def rows_where(frame: pl.DataFrame, mask: pl.Series) -> pl.Series:
+    """The file row numbers of the rows where ``mask`` holds."""
     return frame.get_column(ROW).filter(mask)
+
+
+def log_number_changes(
+    frame: pl.DataFrame, column: str, parsed: Parsed, log: QualityLog, *, cleaned: str
+) -> None:
+    """Record what reading ``column`` as numbers changed: values cleaned of currency signs or
+    separators (``cleaned`` says which), and non-finite values treated as missing."""
+    log.add(
+        CHANGED, "cleaned_number", cleaned, column=column, rows=rows_where(frame, parsed.cleaned)
+    )
+    log.add(
+        CHANGED,
+        "non_finite",
+        non_finite_message(column),
+        column=column,
+        rows=rows_where(frame, parsed.nonfinite),
+    )
+
+
+def non_finite_message(column: str) -> str:
+    return (
+        f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
+        f"'{column}' were treated as missing."
+    )
 
 
 def clean_ids(frame: pl.DataFrame, column: str, log: QualityLog) -> pl.DataFrame:
@@ -79,7 +104,7 @@ def clean_ids(frame: pl.DataFrame, column: str, log: QualityLog) -> pl.DataFrame
         "missing_customer_id",
         f"Rows without a customer id in '{column}' were not used.",
         column=column,
-        rows=_rows(frame, missing),
+        rows=rows_where(frame, missing),
     )
     return frame.filter(~missing)
 
@@ -88,7 +113,7 @@ def check_numeric(frame: pl.DataFrame, column: str, invalid: pl.Series) -> None:
     """Raise when a numeric column holds values that are not numbers."""
     if not invalid.any():
         return
-    rows = _rows(frame, invalid).to_list()
+    rows = rows_where(frame, invalid).to_list()
     values = frame.get_column(column).filter(invalid).head(3).cast(pl.String).to_list()
     raise numeric_error(column, len(rows), rows[:20], values)
 
@@ -173,7 +198,7 @@ def validate_customers(
         f"Rows repeating a customer id already seen in '{id_column}' were not used "
         "(the first row of each id is kept).",
         column=id_column,
-        rows=_rows(ids, dupes),
+        rows=rows_where(ids, dupes),
     )
     ids = ids.filter(~dupes)
     if ids.height == 0:
@@ -219,16 +244,16 @@ def _typed_column(
         if bad.sum() > 0.5 * max(1, source.drop_nulls().len()):
             raise InputError(
                 f"Column '{column}' was mapped to a date role but {int(bad.sum())} values "
-                f"are not dates ({row_examples(_rows(frame, bad).to_list())}).",
+                f"are not dates ({row_examples(rows_where(frame, bad).to_list())}).",
                 code="invalid_dates",
-                details={"column": column, "rows": _rows(frame, bad).head(20).to_list()},
+                details={"column": column, "rows": rows_where(frame, bad).head(20).to_list()},
             )
         log.add(
             CHANGED,
             "unparseable_date",
             f"Values of '{column}' that are not dates were treated as missing.",
             column=column,
-            rows=_rows(frame, bad),
+            rows=rows_where(frame, bad),
         )
         log.add(
             CHANGED,
@@ -236,26 +261,18 @@ def _typed_column(
             f"Some dates in '{column}' use another "
             f"format than the column's main one ({fmt}); they were read as dates.",
             column=column,
-            rows=_rows(frame, parsed.cleaned),
+            rows=rows_where(frame, parsed.cleaned),
         )
         return name, parsed.values.alias(name)
     parsed_n = parse_numbers(source, flags=True, plain=plain.get_column(column))
     check_numeric(frame, column, parsed_n.invalid)
-    log.add(
-        CHANGED,
-        "cleaned_number",
-        f"Values of '{column}' with currency signs, spaces, "
+    log_number_changes(
+        frame,
+        column,
+        parsed_n,
+        log,
+        cleaned=f"Values of '{column}' with currency signs, spaces, "
         "thousands separators or decimal commas were read as numbers.",
-        column=column,
-        rows=_rows(frame, parsed_n.cleaned),
-    )
-    log.add(
-        CHANGED,
-        "non_finite",
-        f"Infinite, NaN or implausibly large values (beyond ±{MAX_MAGNITUDE:.0e}) of "
-        f"'{column}' were treated as missing.",
-        column=column,
-        rows=_rows(frame, parsed_n.nonfinite),
     )
     return name, parsed_n.values.alias(name)
 
