@@ -151,6 +151,20 @@ def _issue(stats: dict[str, Any], name: str) -> tuple[int, pl.Series]:
     return int(stats[f"{name}#n"]), pl.Series(ROW, stats[f"{name}#rows"], dtype=pl.UInt32)
 
 
+def _log_issue(
+    log: QualityLog,
+    stats: dict[str, Any],
+    name: str,
+    kind: str,
+    code: str,
+    message: str,
+    column: str,
+) -> None:
+    """Record the flag ``name`` counted by a summary query (count and example rows)."""
+    count, first = _issue(stats, name)
+    log.add(kind, code, message, column=column, rows=first, count=count)
+
+
 def aggregate_transactions_lazy(
     scan: pl.LazyFrame,
     mapping: ColumnMapping,
@@ -251,15 +265,10 @@ def aggregate_transactions_lazy(
     if rows_read == 0:
         raise InputError("The file has a header but no data rows.", code="no_data_rows")
 
-    count, first = _issue(stats, "no_id")
-    log.add(
-        EXCLUDED,
-        "missing_customer_id",
-        f"Rows without a customer id in '{id_col}' were not used.",
-        column=id_col,
-        rows=first,
-        count=count,
-    )
+    _log_issue(
+        log, stats, "no_id", EXCLUDED, "missing_customer_id",
+        f"Rows without a customer id in '{id_col}' were not used.", id_col,
+    )  # fmt: skip
     with_id = int(stats["with_id"])
     bad, bad_rows = _issue(stats, "no_date")
     if bad > 0.5 * with_id:
@@ -331,24 +340,14 @@ def aggregate_transactions_lazy(
             f"Values of '{resp_col}' with currency signs or separators were read as numbers.",
         )
 
-    count, first = _issue(stats, "no_date")
-    log.add(
-        EXCLUDED,
-        "unparseable_date",
-        f"Transactions whose '{date_col}' is not a date were not used.",
-        column=date_col,
-        rows=first,
-        count=count,
-    )
-    count, first = _issue(stats, "no_amount")
-    log.add(
-        EXCLUDED,
-        "missing_amount",
-        f"Transactions without an amount in '{amount_col}' were not used.",
-        column=amount_col,
-        rows=first,
-        count=count,
-    )
+    _log_issue(
+        log, stats, "no_date", EXCLUDED, "unparseable_date",
+        f"Transactions whose '{date_col}' is not a date were not used.", date_col,
+    )  # fmt: skip
+    _log_issue(
+        log, stats, "no_amount", EXCLUDED, "missing_amount",
+        f"Transactions without an amount in '{amount_col}' were not used.", amount_col,
+    )  # fmt: skip
     reference = reference_date
     if reference is None:
         dates = _counts(rows.filter(usable), "date")
@@ -361,26 +360,16 @@ def aggregate_transactions_lazy(
         final.sum().alias("used"),
     ).collect(engine="streaming")
     stats = late_stats.row(0, named=True)
-    count, first = _issue(stats, "late")
-    log.add(
-        EXCLUDED,
-        "date_after_reference",
-        f"Transactions after the reference date {reference!s} were not used.",
-        column=date_col,
-        rows=first,
-        count=count,
-    )
-    count, first = _issue(stats, "negative")
-    if count:
-        log.add(
-            WARNING,
-            "negative_amount",
+    _log_issue(
+        log, stats, "late", EXCLUDED, "date_after_reference",
+        f"Transactions after the reference date {reference!s} were not used.", date_col,
+    )  # fmt: skip
+    if stats["negative#n"]:  # a warning is recorded even at 0: only when there are some
+        _log_issue(
+            log, stats, "negative", WARNING, "negative_amount",
             f"Negative amounts in '{amount_col}' are treated as "
-            "returns and netted against the customer's spend.",
-            column=amount_col,
-            rows=first,
-            count=count,
-        )
+            "returns and netted against the customer's spend.", amount_col,
+        )  # fmt: skip
     used = int(stats["used"])
     if used == 0:
         raise InputError("No transaction row is usable.", code="no_usable_rows")
