@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -174,3 +175,21 @@ def postgres_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         finally:
             conn.close()  # type: ignore[attr-defined]
+
+
+# --- the API in-process -----------------------------------------------------------------------
+
+
+def run_file(client: Any, path: Path, *, wait: bool = True) -> tuple[dict[str, Any], str]:
+    """Upload ``path`` through ``client`` (a TestClient), queue a run of it and, with ``wait``,
+    let the app's inline job runner finish it. Returns the dataset record and the run id."""
+    with path.open("rb") as fh:
+        upload = client.post("/api/v1/datasets", files={"file": (path.name, fh)})
+    assert upload.status_code == 201, upload.text
+    dataset: dict[str, Any] = upload.json()
+    started = client.post("/api/v1/runs", json={"dataset_id": dataset["id"]})
+    assert started.status_code == 202, started.text
+    run_id = str(started.json()["id"])
+    if wait:
+        client.app.state.jobs.wait(run_id, timeout=60)
+    return dataset, run_id

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from sistack.api.app import create_app
 from sistack.cli import app as cli_app
 from sistack.demo import write_dataset
-from tests.conftest import SMALL_ENV, small_settings, three_groups
+from tests.conftest import SMALL_ENV, run_file, small_settings, three_groups
 from tests.live import API, server, upload_and_run, wait_for
 
 BIG = 300_000  # customers: the run takes several seconds, long enough to be killed in flight
@@ -81,10 +81,7 @@ def test_an_unwritable_artifact_root_fails_the_run_cleanly(tmp_path: Path) -> No
     three_groups(60, seed=8).write_csv(data)
 
     with TestClient(create_app(settings)) as client:
-        with data.open("rb") as fh:
-            dataset = client.post(f"{API}/datasets", files={"file": ("c.csv", fh)}).json()
-        run_id = client.post(f"{API}/runs", json={"dataset_id": dataset["id"]}).json()["id"]
-        client.app.state.jobs.wait(run_id, timeout=60)  # type: ignore[attr-defined]
+        _, run_id = run_file(client, data)
         run = client.get(f"{API}/runs/{run_id}").json()
     assert (run["status"], run["error"]["code"]) == ("failed", "artifact_root_unwritable")
     assert str(blocker) in run["error"]["message"]

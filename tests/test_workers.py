@@ -28,7 +28,7 @@ from sistack.cli import app as cli_app
 from sistack.io.store.metadata import QUEUED, SUCCEEDED
 from sistack.service.jobs import Worker
 from sistack.service.runs import RunService
-from tests.conftest import SMALL_ENV, small_settings, three_groups
+from tests.conftest import SMALL_ENV, run_file, small_settings, three_groups
 
 WORKER = [sys.executable, "-c", "from sistack.cli import main; main()", "worker"]
 API = "/api/v1"
@@ -141,9 +141,7 @@ def test_the_api_in_queue_mode_only_enqueues(tmp_path: Path) -> None:
     data = tmp_path / "c.csv"
     three_groups(60, seed=8).write_csv(data)
     with TestClient(create_app(settings)) as client:
-        with data.open("rb") as fh:
-            dataset = client.post(f"{API}/datasets", files={"file": ("c.csv", fh)}).json()
-        run_id = client.post(f"{API}/runs", json={"dataset_id": dataset["id"]}).json()["id"]
+        _, run_id = run_file(client, data, wait=False)
         time.sleep(0.2)
         assert client.get(f"{API}/runs/{run_id}").json()["status"] == "queued"
     # A restart of the API in queue mode leaves the queue alone (inline mode would fail it).

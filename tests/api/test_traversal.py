@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from sistack.api.app import create_app
 from sistack.config import Settings
 from sistack.service.doctor import diagnose
-from tests.conftest import small_settings, three_groups
+from tests.conftest import run_file, small_settings, three_groups
 
 API = "/api/v1"
 SENTINEL = f"sentinel-{secrets.token_hex(8)}"
@@ -94,10 +94,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     data = root / "customers.csv"
     three_groups(60, seed=2).write_csv(data)
     with TestClient(create_app(settings)) as client:
-        with data.open("rb") as fh:
-            dataset = client.post(f"{API}/datasets", files={"file": ("c.csv", fh)}).json()
-        run_id = client.post(f"{API}/runs", json={"dataset_id": dataset["id"]}).json()["id"]
-        client.app.state.jobs.wait(run_id, timeout=60)  # type: ignore[attr-defined]
+        _, run_id = run_file(client, data)
         run = client.get(f"{API}/runs/{run_id}").json()
         assert run["status"] == "succeeded", run
         shift = {"sources": [run["k"]], "targets": [1], "shift": 0.5}
@@ -345,10 +342,7 @@ def test_deleting_a_run_never_deletes_through_a_link(home: Home, tmp_path: Path)
     data = tmp_path / "c.csv"
     three_groups(30, seed=4).write_csv(data)
     with TestClient(create_app(settings)) as client:
-        with data.open("rb") as fh:
-            dataset = client.post(f"{API}/datasets", files={"file": ("c.csv", fh)}).json()
-        run_id = client.post(f"{API}/runs", json={"dataset_id": dataset["id"]}).json()["id"]
-        client.app.state.jobs.wait(run_id, timeout=60)  # type: ignore[attr-defined]
+        _, run_id = run_file(client, data)
         os.symlink(victim, settings.artifacts / run_id / "planted")
         os.symlink(victim / "keep.txt", settings.artifacts / run_id / "planted.txt")
         assert client.delete(f"{API}/runs/{run_id}").status_code == 204

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sistack.api.app import create_app
 from sistack.errors import StorageError
 from sistack.io.store.artifacts import ArtifactStore, dump_json
-from tests.conftest import small_settings, three_groups
+from tests.conftest import run_file, small_settings, three_groups
 
 RUN = "01HQWY77AT0000000000000007"
 API = "/api/v1"
@@ -90,10 +90,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestCli
     data = root / "customers.csv"
     three_groups(90, seed=4).write_csv(data)
     with TestClient(create_app(settings)) as client:
-        with data.open("rb") as fh:
-            dataset = client.post(f"{API}/datasets", files={"file": ("c.csv", fh)}).json()
-        run_id = client.post(f"{API}/runs", json={"dataset_id": dataset["id"]}).json()["id"]
-        client.app.state.jobs.wait(run_id, timeout=60)  # type: ignore[attr-defined]
+        _, run_id = run_file(client, data)
         yield client, settings.artifacts / run_id, run_id
 
 
