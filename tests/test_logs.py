@@ -6,8 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from sistack.logs import AccessFilter, JsonFormatter, RunIdFilter, TextFormatter
-from sistack.service.queue import CURRENT_RUN
+from sistack.logs import CURRENT_RUN, AccessFilter, JsonFormatter, RunIdFilter, TextFormatter
 from tests.conftest import three_groups
 from tests.live import API, server, upload_and_run, wait_for
 

@@ -9,6 +9,7 @@ a run carries ``run_id``: lines written while a run executes get it from the con
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -16,6 +17,8 @@ from typing import Any
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is logged.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# The run a thread is working on (set by the job runners); RunIdFilter puts it on log records.
+CURRENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 _RUN_IN_PATH = re.compile(r"/runs/([0-9A-HJKMNP-TV-Z]{26})(?:[/?#]|$)")
 
 
@@ -51,8 +54,6 @@ class RunIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "run_id", None) is None:
-            from sistack.service.queue import CURRENT_RUN
-
             record.run_id = CURRENT_RUN.get()
         return True
 

@@ -19,7 +19,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from sistack.io.store.metadata import FAILED, SUCCEEDED
-from sistack.service.queue import CURRENT_RUN, drop_staging, sweep_stale, utcnow
+from sistack.logs import CURRENT_RUN
+from sistack.service.queue import drop_staging, sweep_stale, utcnow
 from sistack.service.runs import RunService
 
 log = logging.getLogger("sistack.jobs")

@@ -9,7 +9,6 @@ worker that comes back after being swept can neither mark the run succeeded nor 
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import logging
 import os
@@ -29,9 +28,6 @@ if TYPE_CHECKING:  # runs.py imports this module; the service is only a type her
     from sistack.service.runs import RunService
 
 log = logging.getLogger("sistack.queue")
-
-# The run a thread is working on; log records pick it up (see ``sistack.logs.RunIdFilter``).
-CURRENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 
 
 def worker_id() -> str:
