@@ -5,14 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sistack.errors import InputError
 
 
 class Settings(BaseSettings):
     """Every tunable of the product. Domain code receives the values it needs as arguments."""
 
     model_config = SettingsConfigDict(env_prefix="SISTACK_", extra="ignore")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """The settings of this process's ``SISTACK_*`` variables; a bad value is an
+        ``invalid_setting`` error naming the variable (CLI exit code 2), not a traceback."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = [
+                f"SISTACK_{'_'.join(str(p) for p in e['loc'][:1]).upper()}: "
+                f"{str(e['msg']).removeprefix('Value error, ')}"
+                for e in exc.errors()
+            ]
+            raise InputError(
+                "Invalid setting: " + "; ".join(problems) + ". Fix or unset the variable.",
+                code="invalid_setting",
+                details={"settings": [str(e["loc"][0]) for e in exc.errors() if e["loc"]]},
+            ) from None
 
     home: Path = Field(default_factory=lambda: Path.home() / ".sistack")
     database_url: str | None = None

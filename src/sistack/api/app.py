@@ -26,7 +26,7 @@ from sistack.service.simulation import SimulationService
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the service is opened at start-up and closed at shutdown."""
-    settings = settings or Settings()
+    settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -45,7 +45,7 @@ def open_service() -> Iterator[RunService]:
     # argument errors should not wait for.
     from sistack.service.runs import RunService
 
-    svc = RunService(Settings())
+    svc = RunService(Settings.from_env())
     try:
         yield svc
     finally:

@@ -29,7 +29,7 @@ def open_keys() -> Iterator[KeyService]:
     from sistack.io.store.metadata import MetadataStore
     from sistack.service.auth import KeyService
 
-    store = MetadataStore(Settings().db_url)
+    store = MetadataStore(Settings.from_env().db_url)
     try:
         yield KeyService(store)
     finally:

@@ -150,7 +150,7 @@ def demo(
     from sistack.demo import write_dataset
 
     _check_workspace(workspace)
-    settings = Settings()
+    settings = Settings.from_env()
     path = settings.home / "demo" / f"demo-customers-{customers}-{seed}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_dataset(path, customers=customers, seed=seed)
@@ -472,7 +472,7 @@ def serve(
     from sistack.logs import configure_logging, logging_config
     from sistack.service.auth import KeyService, bind_decision
 
-    settings = Settings()
+    settings = Settings.from_env()
     bind_host, bind_port = host or settings.host, port or settings.port
     processes = workers or settings.workers
     store = MetadataStore(settings.db_url)

@@ -31,7 +31,7 @@ def worker(
     once: Annotated[bool, typer.Option(help="Execute at most one queued run, then exit.")] = False,
 ) -> None:
     """Claim and execute queued runs (SISTACK_EXECUTION=queue); stop with SIGTERM or Ctrl-C."""
-    settings = Settings()
+    settings = Settings.from_env()
     configure_logging(settings.log_format)
     from sistack.service.jobs import Worker
     from sistack.service.runs import RunService
