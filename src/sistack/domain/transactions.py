@@ -128,7 +128,7 @@ def aggregate_transactions(
         else frame.get_column(ROW).cast(pl.String)
     )
     columns["order"] = order.alias("order")
-    deal = pl.Series("deal", [False] * frame.height)
+    deal = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).alias("deal")
     flag_col = mapping.column_for("discount_flag")
     if flag_col:
         deal = deal | (_number(frame, flag_col, log, flags=True) > 0).fill_null(False)

@@ -188,10 +188,8 @@ def validate_customers(
     ids = ids.with_row_index(ROW, offset=1)
     ids = clean_ids(ids, id_column, log)
 
-    dupes = (
-        ids.get_column("customer_id").is_duplicated()
-        & ~ids.get_column("customer_id").is_first_distinct()
-    )
+    # Every occurrence of an id after its first (the first of each id is kept).
+    dupes = ~ids.get_column("customer_id").is_first_distinct()
     log.add(
         EXCLUDED,
         "duplicate_customer_id",
@@ -385,7 +383,8 @@ def _clean_values(
                 column=column,
                 rows=rows.filter(negative),
             )
-            values = values.clip(lower_bound=0)
+            if negative.any():
+                values = values.clip(lower_bound=0)
         missing = values.is_null()
         if missing.any() and values.null_count() < values.len():
             if name in MEDIAN_IF_MISSING or name == "birth_year":

@@ -68,7 +68,7 @@ def parse_numbers(
     missing and are reported as non-finite.
     """
     n = series.len()
-    false = pl.Series("x", [False] * n, dtype=pl.Boolean)
+    false = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("x")
     if series.dtype.is_numeric() or series.dtype == pl.Boolean:
         values = series.cast(pl.Float64)
         nonfinite = _nonfinite(values)
@@ -257,7 +257,7 @@ def parse_dates(series: pl.Series, *, sample: int = 5000) -> tuple[Parsed, str |
     :func:`choose_date_format`). Returns the format used.
     """
     n = series.len()
-    false = pl.Series("x", [False] * n, dtype=pl.Boolean)
+    false = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("x")
     if series.dtype == pl.Date:
         return Parsed(series, false, false, false), None
     if isinstance(series.dtype, pl.Datetime):

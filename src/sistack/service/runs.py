@@ -216,7 +216,12 @@ class RunService:
     def _add_dataset(
         self, path: Path, *, filename: str | None, keep: bool, shape: str | None
     ) -> tuple[DatasetRecord, Inspection]:
-        inspection = self._inspect(path, filename=filename or path.name, shape=shape)
+        # The file is hashed on a second thread while it is read (hashlib and the readers
+        # release the interpreter on large blocks).
+        with ThreadPoolExecutor(1) as hasher:
+            digest = hasher.submit(sha256_file, path)
+            inspection = self._inspect(path, filename=filename or path.name, shape=shape)
+            sha256 = digest.result()
         dataset_id = new_id()
         stored = path.resolve()
         if keep:
@@ -230,7 +235,7 @@ class RunService:
         record = DatasetRecord(
             id=dataset_id,
             filename=clean_filename(filename or path.name),
-            sha256=sha256_file(stored),
+            sha256=sha256,
             size_bytes=stored.stat().st_size,
             format=inspection.raw.format,
             shape=inspection.mapping.shape,
@@ -404,10 +409,12 @@ class RunService:
                 # The input snapshot does not depend on the results: write it while the
                 # pipeline computes (polars writes without holding the GIL).
                 snapshot = background.submit(_snapshot, table, folder / "input.parquet")
+                _warm_charts()
                 result = run_pipeline(table.data(), mapping, config, progress=report)
                 report("write", 95)
-                snapshot.result()
-                manifest = self._write(folder, record, dataset, table, mapping, config, result)
+                manifest = self._write(
+                    folder, record, dataset, table, mapping, config, result, [snapshot.result()]
+                )
         except SistackError as exc:
             self._fail(run_id, worker, exc.code, exc.message)
             return self.get_run(run_id)
@@ -453,8 +460,12 @@ class RunService:
         mapping: ColumnMapping,
         config: RunConfig,
         result: PipelineResult,
+        written_before: list[tuple[str, str]],
     ) -> dict[str, Any]:
-        """Write every result artifact into the staging folder and return the manifest."""
+        """Write every result artifact into the staging folder and return the manifest.
+
+        ``written_before``: (name, sha256) of the artifacts already in the folder.
+        """
         frames = {
             "features.parquet": result.features.frame,
             "assignments.parquet": result.assignments,
@@ -462,8 +473,7 @@ class RunService:
         }
         with ThreadPoolExecutor(len(frames)) as pool:
             written = [
-                pool.submit(frame.write_parquet, folder / name, compression="zstd")
-                for name, frame in frames.items()
+                pool.submit(_write_parquet, frame, folder / name) for name, frame in frames.items()
             ]
             profiles = {
                 "features": [
@@ -485,11 +495,10 @@ class RunService:
             documents.update(_charts(documents, result))
             for name, document in documents.items():
                 (folder / name).write_bytes(dump_json(document))
-            for future in written:
-                future.result()
+            hashes = dict(written_before + [future.result() for future in written])
         if result.engine_artifacts is not None:  # e.g. Spark's partitioned assignments/
             result.engine_artifacts(folder)
-        manifest = self._manifest(record, dataset, raw, mapping, config, result, folder)
+        manifest = self._manifest(record, dataset, raw, mapping, config, result, folder, hashes)
         (folder / "manifest.json").write_bytes(dump_json(manifest))
         return manifest
 
@@ -502,14 +511,17 @@ class RunService:
         config: RunConfig,
         result: PipelineResult,
         folder: Path,
+        hashes: dict[str, str],
     ) -> dict[str, Any]:
         # Files in sub-directories (an engine's partitioned artifacts) are listed by their
-        # relative path, so sistack doctor verifies every part file.
-        artifacts = {
-            p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-            for p in sorted(folder.rglob("*"))
-            if p.is_file()
-        }
+        # relative path, so sistack doctor verifies every part file. ``hashes``: the sha256 of
+        # files hashed as they were written.
+        artifacts = {}
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                name = path.relative_to(folder).as_posix()
+                digest = hashes.get(name) or sha256_file(path)
+                artifacts[name] = {"sha256": digest, "bytes": path.stat().st_size}
         return {
             "run_id": record.id,
             "parent_id": record.parent_id,
@@ -692,12 +704,37 @@ class RunService:
             return score_table(customers, self.model(run_id))
 
 
-def _snapshot(raw: RawTable, path: Path) -> None:
-    """The run's input as Parquet; a file too large to read whole is copied by streaming."""
+def _write_parquet(frame: pl.DataFrame, path: Path) -> tuple[str, str]:
+    """Write one table artifact and hash it on the same (non-main) thread: (name, sha256)."""
+    frame.write_parquet(path, compression="zstd")
+    return path.name, sha256_file(path)
+
+
+def _warm_charts() -> None:
+    """Import the chart libraries (Altair, vl-convert: about a second) on a daemon thread, so
+    a cold process (``sistack run``) loads them while the pipeline's native code runs instead
+    of when the charts are drawn. Only the first call in a process does anything."""
+    global _charts_warming
+    if _charts_warming is None:
+        _charts_warming = threading.Thread(target=_import_charts, name="warm-charts", daemon=True)
+        _charts_warming.start()
+
+
+def _import_charts() -> None:
+    import sistack.io.exports.prebuilt  # noqa: F401
+
+
+_charts_warming: threading.Thread | None = None
+
+
+def _snapshot(raw: RawTable, path: Path) -> tuple[str, str]:
+    """The run's input as Parquet (a file too large to read whole is copied by streaming), and
+    its sha256: (name, sha256)."""
     if raw.source is not None:
         raw.source.scan().sink_parquet(path, compression="zstd", engine="streaming")
     else:
         raw.frame.write_parquet(path, compression="zstd")
+    return path.name, sha256_file(path)
 
 
 def _charts(documents: dict[str, Any], result: PipelineResult) -> dict[str, Any]:

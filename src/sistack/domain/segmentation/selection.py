@@ -48,7 +48,11 @@ def distances(X: np.ndarray) -> np.ndarray:
     """Euclidean distance matrix of the rows of ``X`` (exact zeros on the diagonal)."""
     X = np.asarray(X, dtype=np.float64)
     squared = np.einsum("ij,ij->i", X, X)
-    d2 = squared[:, None] - 2.0 * (X @ X.T) + squared[None, :]
+    # In place on the Gram matrix: no temporary n x n arrays (5,000 rows: 200 MB each).
+    d2 = X @ X.T
+    d2 *= -2.0
+    d2 += squared[:, None]
+    d2 += squared[None, :]
     np.maximum(d2, 0.0, out=d2)
     np.fill_diagonal(d2, 0.0)
     return np.sqrt(d2, out=d2)
