@@ -380,6 +380,10 @@ def check_accepted(case: Case, manifest: dict[str, Any], quality: dict[str, Any]
         assert case.code in read
         for fragment in case.says:
             assert fragment in read[case.code]
+        # ... and in the quality report, first, as a warning on the whole file.
+        first = quality["issues"][0]
+        assert (first["kind"], first["code"], first["count"]) == ("warning", case.code, 0)
+        assert first["message"] == read[case.code]
         return
     assert case.code in issues, sorted(issues)
     issue = issues[case.code]

@@ -53,6 +53,15 @@ class QualityReport:
             "issues": [asdict(i) for i in self.issues],
         }
 
+    def with_warnings(self, warnings: list[tuple[str, str]]) -> QualityReport:
+        """The report with file-level warnings (``(code, message)``, e.g. the reader's
+        encoding fallback) listed first: nothing was dropped for them, but a person should
+        know before trusting the numbers."""
+        first = tuple(
+            QualityIssue(WARNING, code, None, 0, (), message) for code, message in warnings
+        )
+        return QualityReport(self.rows_read, self.rows_used, first + self.issues)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QualityReport:
         issues = tuple(

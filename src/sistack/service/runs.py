@@ -411,6 +411,8 @@ class RunService:
                 snapshot = background.submit(_snapshot, table, folder / "input.parquet")
                 _warm_charts()
                 result = run_pipeline(table.data(), mapping, config, progress=report)
+                read = [(w.code, w.message) for w in table.warnings]
+                result = replace(result, quality=result.quality.with_warnings(read))
                 report("write", 95)
                 manifest = self._write(
                     folder, record, dataset, table, mapping, config, result, [snapshot.result()]
