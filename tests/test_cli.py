@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 from sistack.cli import app
 from sistack.config import Settings
 from sistack.io.store.artifacts import valid_id
+from sistack.service.runs import COMPARED, RunService
 from tests.conftest import three_groups
+from tests.stored import hashes_differing, other_k, with_k
 
 SPEND = [
     "MntWines",
@@ -270,6 +272,37 @@ def test_reproduce_json_is_identical(sistack: Invoke, customer_csv: Path) -> Non
     again = one_json(sistack("runs", "show", out["new_run_id"], "--json").stdout)
     assert again["segments"] == original["segments"]
     assert "identical" in flat(sistack("reproduce", original["run_id"]).stdout)
+
+
+def test_reproduce_json_names_what_differs_from_the_stored_run(
+    sistack: Invoke, customer_csv: Path, settings: Settings
+) -> None:
+    """The stored config says another k: the recomputation differs in everything k decides,
+    and the command says so in its JSON (exit 1), and in words."""
+    original = run_json(sistack, customer_csv)
+    k = other_k(original["k"])
+    svc = RunService(settings)
+    try:
+        with_k(svc, original["run_id"], k)
+    finally:
+        svc.close()
+    result = sistack("reproduce", original["run_id"], "--json", code=1)
+    out = one_json(result.stdout)
+    expected = [n for n in COMPARED if n not in ("features.parquet", "quality.json")]
+    assert (out["run_id"], out["identical"], out["differing"]) == (
+        original["run_id"],
+        False,
+        expected,
+    )
+    again = one_json(sistack("runs", "show", out["new_run_id"], "--json").stdout)
+    assert (again["k"], again["n_customers"]) == (k, 300)
+    svc = RunService(settings)
+    try:
+        assert hashes_differing(svc, original["run_id"], out["new_run_id"]) == expected
+    finally:
+        svc.close()
+    words = flat(sistack("reproduce", original["run_id"], code=1).stdout)
+    assert f"different ({', '.join(expected)})" in words
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
