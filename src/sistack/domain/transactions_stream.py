@@ -354,12 +354,18 @@ def aggregate_transactions_lazy(
         reference = latest_plausible_from_counts(dates)
     late = usable & (pl.col("date") > pl.lit(reference))
     final = usable & ~late
-    late_stats = rows.select(
-        *_flag("late", late),
-        *_flag("negative", final & (pl.col("amount") < 0)),
-        final.sum().alias("used"),
-    ).collect(engine="streaming")
-    stats = late_stats.row(0, named=True)
+    grouped = [level_of[role].alias(role) for role in levels]
+    # One pass: the late and negative rows, and the levels the used rows have.
+    stats = (
+        rows.select(
+            *_flag("late", late),
+            *_flag("negative", final & (pl.col("amount") < 0)),
+            final.sum().alias("used"),
+            *(expr.filter(final).unique().implode() for expr in grouped),
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
     _log_issue(
         log, stats, "late", EXCLUDED, "date_after_reference",
         f"Transactions after the reference date {reference!s} were not used.", date_col,
@@ -375,20 +381,9 @@ def aggregate_transactions_lazy(
         raise InputError("No transaction row is usable.", code="no_usable_rows")
     assert reference is not None  # rows exist, so there is a latest date
 
-    grouped = [level_of[role].alias(role) for role in levels]
     keep_columns = ["customer_id", "date", "amount", "order", "deal"]
     keep_columns += levels + (["response"] if response is not None else [])
-    final_levels = {
-        role: sorted(
-            rows.filter(final)
-            .select(expr.alias(role))
-            .unique()
-            .collect(engine="streaming")
-            .get_column(role)
-            .to_list()
-        )
-        for role, expr in zip(levels, grouped, strict=True)
-    }
+    final_levels = {role: sorted(stats[role]) for role in levels}
     tables = []
     for piece in pieces:
         tx = piece.filter(final).with_columns(grouped).select(keep_columns).collect()
