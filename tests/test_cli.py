@@ -477,6 +477,37 @@ def test_output_into_a_missing_folder_is_refused_before_any_work(
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.parametrize("other_workspace", [False, True])
+def test_runs_list_shows_whole_ids_at_80_columns(
+    sistack: Invoke, cli_env: dict[str, str], tmp_path: Path, other_workspace: bool
+) -> None:
+    """Ids are copied into the next command: a narrow terminal must not cut or wrap them."""
+    small = tmp_path / "groups.csv"
+    three_groups(30).write_csv(small)
+    name = "Quarterly segmentation of the loyalty programme customers"
+    first = run_json(sistack, small, "--k", "2", "--name", name)
+    where = ["--workspace", "marketing-team"] if other_workspace else []
+    second = run_json(sistack, small, "--k", "3", *where)
+    result = CliRunner().invoke(app, ["runs", "list"], env={**cli_env, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for run_id in (first["run_id"], second["run_id"]):
+        (row,) = [line for line in lines if run_id in line]
+        assert row.split()[0] == run_id
+        assert " succeeded " in row
+    # A workspace column only when a run outside 'default' is listed.
+    assert ("default" in result.stdout) is ("marketin" in result.stdout) is other_workspace
+    # The long name wraps (or folds) inside its column, nothing of it cut.
+    header = next(i for i, line in enumerate(lines) if line.startswith("id "))
+    start = lines[header].index("name")
+    after = lines[header][start + len("name") :]
+    end = len(lines[header]) - len(after.lstrip())  # where the next column's header starts
+    cells = "".join(line[start:end] for line in lines[header + 2 :])
+    assert name.replace(" ", "") in cells.replace(" ", "")
+    assert "…" not in result.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

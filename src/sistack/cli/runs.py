@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -28,10 +29,12 @@ from sistack.cli.app import (
 from sistack.config import Settings
 from sistack.errors import SERVER_SIDE_CODES, InputError
 from sistack.io.exports import profiles_frame, write_frame, write_json
-from sistack.io.store.metadata import STATUSES, SUCCEEDED, RunRecord
+from sistack.io.store.metadata import DEFAULT_WORKSPACE, STATUSES, SUCCEEDED, RunRecord
 
 if TYPE_CHECKING:
     from sistack.service.runs import RunService
+
+RUN_ID_LENGTH = 26  # a ULID in Crockford base 32
 
 
 def _segments_table(record: RunRecord) -> Table:
@@ -314,20 +317,40 @@ def runs_list(
             }
         )
         return
-    table = Table(title=f"{total} runs")
-    for col in ("id", "name", "workspace", "status", "customers", "k", "created"):
-        table.add_column(col)
+    out.print(_runs_table(items, total))
+
+
+def _runs_table(items: list[RunRecord], total: int) -> Table:
+    """The runs as a table that fits 80 columns without cutting an id: ids are what people
+    copy into the next command, so that column never wraps or shrinks; names and dates wrap.
+    The workspace column appears when a run of another workspace than 'default' is listed."""
+    with_workspace = any(r.workspace != DEFAULT_WORKSPACE for r in items)
+    table = Table(
+        title=f"{total} runs",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("id", no_wrap=True, min_width=RUN_ID_LENGTH)
+    table.add_column("name", overflow="fold")
+    if with_workspace:
+        table.add_column("workspace", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("customers", justify="right", no_wrap=True)
+    table.add_column("k", justify="right", no_wrap=True)
+    table.add_column("created", overflow="fold")  # wraps between the date and the time
     for r in items:
         table.add_row(
             r.id,
-            r.name,
-            r.workspace,
+            escape(r.name),
+            *([escape(r.workspace)] if with_workspace else []),
             r.status,
             f"{r.n_customers or 0:,}",
             str(r.k or ""),
             r.created_at.strftime("%Y-%m-%d %H:%M"),
         )
-    out.print(table)
+    return table
 
 
 @runs_app.command("show")
