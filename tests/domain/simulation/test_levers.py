@@ -141,7 +141,11 @@ def test_discount_depth(baseline):
     assert_allclose(deltas(result, "revenue"), rev, atol=1e-9)
     assert_allclose(deltas(result, "margin"), [rev[0] + 520, rev[1] - 3_900, 0.0], atol=1e-9)
     assert_allclose(deltas(result, "cost"), [0, 0, 0])
-    assert_allclose(list(result.levers[0].details["elasticity"].values()), [0.8, 4.0, 1.6])
+    details = result.levers[0].details
+    assert_allclose(list(details["elasticity"].values()), [0.8, 4.0, 1.6])
+    # deal-driven volume: segment 1 -8%, segment 2 +20%, segment 3 unchanged (no change given)
+    assert_allclose(list(details["volume_change"].values()), [-0.08, 0.2, 0.0], atol=1e-12)
+    assert list(details["volume_change"]) == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -161,7 +165,7 @@ def test_discount_elasticity_ratio_is_clipped(documents, population, elasticity_
 
 
 @pytest.mark.parametrize(
-    ("params", "moved", "cost"),
+    ("params", "moved", "serving"),
     [
         # store -> web, half: moved 500 / 300 / 600 purchases x (1.5 - 4)
         (
@@ -189,12 +193,40 @@ def test_discount_elasticity_ratio_is_clipped(documents, population, elasticity_
         ),
     ],
 )
-def test_channel_shift(baseline, params, moved, cost):
+def test_channel_shift(baseline, params, moved, serving):
     result = run(baseline, "channel_shift", params)
     assert_allclose(list(result.levers[0].details["purchases_moved"].values()), moved)
-    assert_allclose(deltas(result, "cost"), cost)
+    # the cost to serve changes, the marketing cost (600 / 900 / 1,500) does not
+    assert_allclose(deltas(result, "serving_cost_change"), serving)
+    assert_allclose(deltas(result, "cost"), [0, 0, 0])
+    assert_allclose([s.scenario.cost for s in result.segments], [600, 900, 1_500])
     assert_allclose(deltas(result, "revenue"), [0, 0, 0])
-    assert_allclose(deltas(result, "profit"), [-c for c in cost])
+    assert_allclose(deltas(result, "profit"), [-c for c in serving])
+    # ROI stays the return on marketing: (margin - cost - serving change) / marketing cost
+    assert_allclose(
+        [s.scenario.roi for s in result.segments],
+        [
+            (m - b - c) / b
+            for m, b, c in zip([35_000, 21_000, 14_000], [600, 900, 1_500], serving, strict=True)
+        ],
+    )
+    assert result.levers[0].delta["serving_cost_change"] == pytest.approx(sum(serving))
+    assert result.levers[0].delta["profit"] == pytest.approx(-sum(serving))
+
+
+def test_channel_shift_larger_than_the_budget_keeps_cost_and_roi_meaningful(baseline):
+    # half of every store purchase goes online: 2,800 x 0.5 x (1.5 - 4) = -3,500 of cost to
+    # serve against a marketing cost of 3,000 (before the fix: cost -500, ROI undefined)
+    result = run(
+        baseline, "channel_shift", {"from_channel": "store", "to_channel": "web", "share": 0.5}
+    )
+    overall = result.overall
+    assert overall.scenario.cost == pytest.approx(3_000.0)
+    assert overall.scenario.serving_cost_change == pytest.approx(-3_500.0)
+    assert overall.scenario.profit == pytest.approx(70_000 - 3_000 + 3_500)
+    assert overall.scenario.roi == pytest.approx(70_500 / 3_000)
+    assert overall.baseline.serving_cost_change == 0.0
+    assert overall.delta.roi == pytest.approx(3_500 / 3_000)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.optimize import brentq
 
-from sistack.domain.simulation import Baseline, optimize_budget
+from sistack.domain.simulation import Baseline, EconomicSettings, optimize_budget
 from sistack.errors import InputError
 
 A = np.array([440.0, 330.0, 275.0])
@@ -108,7 +108,36 @@ def test_invalid_requests(baseline, kwargs, match):
 def test_unknown_response_gets_the_lower_bound(unknown_baseline):
     result = optimize_budget(unknown_baseline, total_budget=3_000.0, bounds={3: (100.0, 3_000.0)})
     assert result.allocation[2] == pytest.approx(100.0)
-    assert [w.code for w in result.warnings] == ["unknown_response"]
+    # a_s < c_s in every segment: any budget loses money (see the next test)
+    assert [w.code for w in result.warnings] == ["unknown_response", "negative_profit"]
+
+
+@pytest.mark.parametrize(
+    ("rpr", "total", "best_budget"),
+    [
+        # a = n p rpr = 440 / 330 / 275 < c = 600 / 900 / 1,500: the best budget is 0
+        (None, 3_000.0, 0.0),
+        # rpr 30: a = 1,200 / 900 / 750; only segment 1 has a > c: b = 600 ln(1,200 / 600)
+        (30.0, 3_000.0, 600 * np.log(2.0)),
+    ],
+)
+def test_spending_at_a_loss_warns_with_the_best_budget(baseline, rpr, total, best_budget):
+    economics = None if rpr is None else EconomicSettings(revenue_per_response=rpr)
+    result = optimize_budget(baseline, total_budget=total, economics=economics)
+    assert result.expected_profit < 0
+    (warning,) = result.warnings
+    assert warning.code == "negative_profit"
+    assert warning.values["best_budget"] == pytest.approx(best_budget)
+    assert warning.values["expected_profit"] == pytest.approx(result.expected_profit)
+
+
+def test_no_warning_when_the_budget_pays_back(baseline):
+    # rpr 30, budget 400: nearly all to segment 1, 1,200 (1 - e^(-400/600)) - 400 = 184 > 0
+    result = optimize_budget(
+        baseline, total_budget=400.0, economics=EconomicSettings(revenue_per_response=30.0)
+    )
+    assert result.expected_profit == pytest.approx(1_200 * (1 - np.exp(-400 / 600)) - 400, rel=1e-3)
+    assert result.warnings == ()
 
 
 def test_quantile_objective_prefers_the_well_measured_segment(documents):

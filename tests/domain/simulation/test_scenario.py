@@ -49,7 +49,7 @@ def one(lever, params, **extra):
         (
             one("campaign", {"which": "list", "segments": [0]}),
             "levers.0.params.segments.0",
-            ["greater than or equal to 1"],
+            ["unknown segment id 0", "allowed ids: 1, 2, 3"],
         ),
         (
             one("budget_shift", {"sources": [3], "targets": [1], "shift": 1.5}),
@@ -98,12 +98,27 @@ def one(lever, params, **extra):
         (
             one("campaign", {}, economics={"margin_rate": 1.5}),
             "economics.margin_rate",
-            ["less than or equal to 1"],
+            ["between 0.0 and 1.0", "got 1.5"],
+        ),
+        (
+            one("campaign", {}, economics={"cost_to_serve": {"web": -1}}),
+            "economics.cost_to_serve.web",
+            ["between 0.0 and 1000000.0", "got -1"],
         ),
         (
             one("campaign", {}, monte_carlo={"draws": 50}),
             "monte_carlo.draws",
-            ["greater than or equal to 100"],
+            ["between 100 and 20000", "got 50"],
+        ),
+        (
+            one("campaign", {}, monte_carlo={"draws": 20_001}),
+            "monte_carlo.draws",
+            ["between 100 and 20000", "got 20001"],
+        ),
+        (
+            one("retention", {"change": {0: 0.1}}),
+            "levers.0.params.change.0.[key]",
+            ["unknown segment id 0", "allowed ids: 1, 2, 3"],
         ),
     ],
 )
@@ -114,6 +129,17 @@ def test_validation_names_field_and_allowed_values(baseline, data, location, wor
     assert f"\n{location}\n" in message, message
     for word in words:
         assert word in message
+
+
+def test_segment_zero_without_a_baseline_names_the_id_range():
+    with pytest.raises(ValidationError, match=r"segment ids are 1, 2, \.\.\., k .*got 0"):
+        Scenario.model_validate(one("campaign", {"which": "list", "segments": [0]}))
+
+
+def test_segment_ids_keep_their_lower_bound_in_the_catalogue():
+    campaign = next(e for e in lever_catalogue() if e["name"] == "campaign")
+    segments = campaign["parameters"]["properties"]["segments"]["anyOf"][0]["items"]
+    assert segments == {"type": "integer", "minimum": 1}
 
 
 def test_simulate_checks_segment_ids_of_an_unbound_scenario(baseline):
@@ -345,29 +371,73 @@ def test_scenario_round_trips_through_json(baseline):
     assert schema["$defs"]["MonteCarlo"]["properties"]["draws"]["maximum"] == 20_000
 
 
-def test_roi_without_positive_cost_is_undefined_not_an_error(baseline):
-    # all of segment 3's store purchases go online: 1,500 budget - 1,200 x 2.5 saved < 0
-    data = {
-        "levers": [
-            {
-                "lever": "channel_shift",
-                "params": {
-                    "segments": [3],
-                    "from_channel": "store",
-                    "to_channel": "web",
-                    "share": 1.0,
-                },
-            },
-            {"lever": "budget_shift", "params": {"sources": [1], "targets": [3]}},
-        ],
-        "monte_carlo": {"draws": 200},
-    }
+def test_roi_without_marketing_cost_is_undefined_not_an_error(baseline):
+    # all of segment 3's budget (1,500) moves to segment 1: its cost is 0, its ROI undefined;
+    # revenue lost 40,000 x 0.05 x 1 = 2,000, so its profit is 14,000 - 0.35 x 2,000 = 13,300
+    data = one(
+        "budget_shift", {"sources": [3], "targets": [1], "shift": 1.0}, monte_carlo={"draws": 200}
+    )
     out = simulate(baseline, validate_scenario(data, baseline)).to_dict()
     seg3 = out["segments"][2]
-    assert seg3["scenario"]["cost"] == pytest.approx(1_500 - 3_000 + 60)
+    assert seg3["scenario"]["cost"] == 0.0
+    assert seg3["scenario"]["profit"] == pytest.approx(13_300.0)
     assert seg3["scenario"]["roi"] is None and seg3["delta"]["roi"] is None
     assert seg3["uncertainty"]["scenario"]["roi"] == {"p10": None, "p50": None, "p90": None}
     assert (
         seg3["uncertainty"]["scenario"]["profit"]["p10"]
         < seg3["uncertainty"]["scenario"]["profit"]["p90"]
     )
+
+
+def shift(source, target, amount):
+    return {
+        "lever": "budget_shift",
+        "params": {"sources": [source], "targets": [target], "shift": amount},
+    }
+
+
+@pytest.mark.parametrize(
+    ("levers", "emptied"),
+    [
+        # 0.7 + 0.7 of segment 3's 1,500: net budget 1,500 - 2 x 1,050 = -600
+        ([shift(3, 1, 0.7), shift(3, 2, 0.7)], {3: -600.0}),
+        # 0.5 + 0.5: exactly 0 left
+        ([shift(3, 1, 0.5), shift(3, 2, 0.5)], {3: 0.0}),
+        # one lever of 0.7 leaves 450
+        ([shift(3, 1, 0.7)], {}),
+        # a campaign on segment 3 adds its 500 x 3 = 1,500: net 900
+        (
+            [
+                shift(3, 1, 0.7),
+                shift(3, 2, 0.7),
+                {"lever": "campaign", "params": {"which": "list", "segments": [3]}},
+            ],
+            {},
+        ),
+    ],
+)
+def test_budget_emptied_is_checked_on_the_net_budget_of_the_scenario(baseline, levers, emptied):
+    result = simulate(baseline, validate_scenario({"levers": levers}, baseline))
+    warned = {w.segment: w for w in result.warnings if w.code == "budget_emptied"}
+    assert set(warned) == set(emptied)
+    for seg, net in emptied.items():
+        assert warned[seg].lever == "budget_shift"
+        assert warned[seg].values == {"budget": 1_500.0, "net_budget": pytest.approx(net)}
+        assert result.segments[seg - 1].scenario.cost == 0.0  # held at 0, never negative
+    assert all(s.scenario.cost >= 0 for s in result.segments)
+
+
+def test_an_overdrawn_budget_is_held_at_zero(baseline):
+    # 0.7 + 0.7 from segment 3: segments 1 and 2 each receive 1,050 (600 + 1,050 and
+    # 900 + 1,050), segment 3 is held at 0, so the total is 3,600: 600 of new money, which the
+    # warning says. Revenue: +100,000 x 0.2 x 0.7, +60,000 x 0.1 x 0.7, -40,000 x 0.05 x 1.4
+    result = simulate(
+        baseline, validate_scenario({"levers": [shift(3, 1, 0.7), shift(3, 2, 0.7)]}, baseline)
+    )
+    assert_allclose([s.scenario.cost for s in result.segments], [1_650, 1_950, 0])
+    assert result.overall.scenario.cost == pytest.approx(3_600.0)
+    assert_allclose([s.delta.revenue for s in result.segments], [14_000, 4_200, -2_800])
+    assert result.overall.delta.profit == pytest.approx(0.35 * 15_400 - 600)
+    assert math.isnan(result.segments[2].scenario.roi)
+    (warning,) = [w for w in result.warnings if w.code == "budget_emptied"]
+    assert "600.00 moved beyond its budget" in warning.message

@@ -29,16 +29,40 @@ def test_budget_shift_tornado(baseline):
         assert (bar.profit_low, bar.profit_high) == (pytest.approx(p_low), pytest.approx(p_high))
         assert bar.range == pytest.approx(abs(p_high - p_low))
         assert bar.profit_base == pytest.approx(3_150.0)
-    # the cost moves between segments: contact cost, contacts, value of a response and discount
-    # depth do not change the impact
-    assert [b.range for b in bars[4:]] == pytest.approx([0, 0, 0, 0])
+    # the cost moves between segments: contact cost, contacts, value of a response, discount
+    # depth and cost to serve do not change the impact
+    assert [b.range for b in bars[4:]] == pytest.approx([0, 0, 0, 0, 0])
     assert {b.parameter for b in bars[4:]} == {
         "economics.contacts_per_customer",
         "economics.cost_per_contact",
+        "economics.cost_to_serve",
         "economics.current_discount_depth",
         "economics.revenue_per_response",
     }
     assert bars[0].to_dict()["low_value"] == {"1": pytest.approx(0.16)}
+
+
+def test_channel_shift_tornado_swings_the_cost_to_serve(baseline):
+    # half of 2,800 store purchases go online: impact = 1,400 x (store - web cost to serve)
+    # = 1,400 x (4 - 1.5) = 3,500; costs x 0.8: 1,400 x 2 = 2,800; x 1.2: 1,400 x 3 = 4,200;
+    # share 0.4 / 0.6: 1,120 x 2.5 = 2,800 / 1,680 x 2.5 = 4,200
+    bars = tornado(
+        baseline,
+        scenario("channel_shift", {"from_channel": "store", "to_channel": "web", "share": 0.5}),
+    )
+    top = {b.parameter: b for b in bars[:2]}
+    assert list(top) == ["0.channel_shift.share", "economics.cost_to_serve"]
+    costs = top["economics.cost_to_serve"]
+    assert costs.base_value == {"catalog": 6.0, "store": 4.0, "web": 1.5}
+    assert costs.low_value == pytest.approx({"catalog": 4.8, "store": 3.2, "web": 1.2})
+    assert costs.high_value == pytest.approx({"catalog": 7.2, "store": 4.8, "web": 1.8})
+    for bar in top.values():
+        assert (bar.profit_low, bar.profit_base, bar.profit_high) == (
+            pytest.approx(2_800.0),
+            pytest.approx(3_500.0),
+            pytest.approx(4_200.0),
+        )
+    assert all(b.range == pytest.approx(0.0) for b in bars[2:])  # no margin, no contacts
 
 
 def test_swings_are_clipped_to_the_allowed_range(baseline):

@@ -1,13 +1,16 @@
-"""What-if simulation on a run's segment statistics: levers, scenarios, sensitivity, budgets.
+"""What-if simulation on a run's segment statistics: levers, scenarios, sensitivity, budgets and
+campaign contact sets.
 
 Pure and fast: everything works on k-length per-segment arrays (:class:`Baseline`), never on
 customer rows, so an answer takes milliseconds whatever the number of customers.
 """
 
 from sistack.domain.simulation.baseline import Baseline
+from sistack.domain.simulation.contacts import ContactPlan, optimize_contacts
 from sistack.domain.simulation.economics import Economics, EconomicSettings
 from sistack.domain.simulation.levers import lever_catalogue
 from sistack.domain.simulation.optimize import OptimizationResult, optimize_budget
+from sistack.domain.simulation.planning import OptimizationRequest, plan, validate_request
 from sistack.domain.simulation.registry import (
     Guardrail,
     Lever,
@@ -40,6 +43,7 @@ __all__ = [
     "Baseline",
     "BaselineResult",
     "BaselineSegment",
+    "ContactPlan",
     "EconomicSettings",
     "Economics",
     "Guardrail",
@@ -50,6 +54,7 @@ __all__ = [
     "LeverResult",
     "LeverSpec",
     "MonteCarlo",
+    "OptimizationRequest",
     "OptimizationResult",
     "Outcome",
     "Scenario",
@@ -61,8 +66,11 @@ __all__ = [
     "known_levers",
     "lever_catalogue",
     "optimize_budget",
+    "optimize_contacts",
+    "plan",
     "register",
     "simulate",
     "tornado",
+    "validate_request",
     "validate_scenario",
 ]

@@ -145,17 +145,9 @@ class BudgetShift(Lever):
         moved = float(ctx.budget[src].sum()) * self.shift
         cost[:, src] -= ctx.budget[src] * self.shift
         cost[:, tgt] += moved / n_t
+        # an emptied budget is checked on the whole scenario (several levers may take from the
+        # same segment): see scenario._emptied_budgets
         warnings = [*w_up, *w_lo]
-        if self.shift >= 1.0:
-            warnings += [
-                Guardrail(
-                    "budget_emptied",
-                    f"A shift of 1.0 moves all of segment {s}'s marketing budget away.",
-                    segment=s,
-                    values={"shift": self.shift},
-                )
-                for s in self.sources
-            ]
         return LeverEffect(
             revenue=revenue,
             margin=revenue * m,

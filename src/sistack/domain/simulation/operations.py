@@ -28,8 +28,10 @@ from sistack.domain.simulation.validation import Change, Channel, Rate, SegmentI
 class ChannelShift(Lever):
     """Move a share of purchases from one channel to another.
 
-    Cost delta per segment = purchases in ``from_channel`` x share x (cost to serve of
-    ``to_channel`` - cost to serve of ``from_channel``); revenue and margin are unchanged.
+    Cost-to-serve delta per segment = purchases in ``from_channel`` x share x (cost to serve
+    of ``to_channel`` - cost to serve of ``from_channel``); revenue, margin and the marketing
+    cost are unchanged. The delta is reported as the scenario's ``serving_cost_change``, not as
+    marketing cost, so a large saving cannot turn the marketing cost (and its ROI) negative.
     """
 
     name = "channel_shift"
@@ -65,11 +67,12 @@ class ChannelShift(Lever):
         purchases = b.purchases[:, b.channels.index(self.from_channel)]
         moved = np.where(mask, purchases * self.share, 0.0)
         unit = costs[self.to_channel] - costs[self.from_channel]
-        cost = np.broadcast_to(moved * unit, (ctx.draws, b.k)).copy()
+        serving = np.broadcast_to(moved * unit, (ctx.draws, b.k)).copy()
         return LeverEffect(
             revenue=ctx.zeros(),
             margin=ctx.zeros(),
-            cost=cost,
+            cost=ctx.zeros(),
+            serving_cost=serving,
             params={
                 "segments": ids,
                 "from_channel": self.from_channel,
@@ -94,7 +97,7 @@ class Retention(Lever):
 
     Revenue delta = change x 12-month value of the segment x horizon / 12; margin delta =
     revenue delta x margin rate. A segment without a 12-month value contributes nothing (with a
-    warning).
+    warning). Nothing here is drawn in a Monte Carlo run: see :mod:`.uncertainty` for why.
     """
 
     name = "retention"

@@ -25,13 +25,17 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import beta as beta_dist
 
 from sistack.domain.simulation.baseline import Baseline, FloatArray
 from sistack.domain.simulation.economics import Economics, EconomicSettings
 from sistack.domain.simulation.registry import Guardrail
 from sistack.domain.simulation.result import Interval, plain
-from sistack.domain.simulation.uncertainty import QUANTILES, response_draws
+from sistack.domain.simulation.uncertainty import (
+    QUANTILES,
+    quantile_weights,
+    response_draws,
+)
+from sistack.domain.simulation.validation import resolve_bounds
 from sistack.errors import InputError
 
 Objective = Literal["expected", "quantile"]
@@ -93,6 +97,7 @@ class OptimizationResult:
             for i, s in enumerate(self.segments)
         ]
         return {
+            "mode": "allocation",
             "segments": plain(rows),
             "total_budget": plain(self.total_budget),
             "objective": self.objective,
@@ -114,21 +119,7 @@ class OptimizationResult:
 def _bounds(
     baseline: Baseline, total: float, bounds: dict[int, tuple[float, float]] | None
 ) -> tuple[FloatArray, FloatArray]:
-    low, high = np.zeros(baseline.k), np.full(baseline.k, total)
-    for seg, (lo, hi) in (bounds or {}).items():
-        if seg not in baseline.ids:
-            raise InputError(
-                f"bounds: unknown segment id {seg}; allowed ids: "
-                f"{', '.join(map(str, baseline.ids))}",
-                details={"field": "bounds", "allowed": list(baseline.ids)},
-            )
-        if not (0.0 <= lo <= hi and math.isfinite(hi)):
-            raise InputError(
-                f"bounds for segment {seg} must satisfy 0 <= low <= high, got ({lo}, {hi})",
-                details={"field": f"bounds.{seg}"},
-            )
-        i = int(baseline.positions([seg])[0])
-        low[i], high[i] = float(lo), float(hi)
+    low, high = resolve_bounds(baseline, bounds, default_high=total)
     if low.sum() > total * (1 + 1e-12) or high.sum() < total * (1 - 1e-12):
         raise InputError(
             f"no allocation of {total} fits the bounds: their lows add up to {low.sum()} and "
@@ -147,17 +138,6 @@ def _curve(
     a = p * n * rpr  # (draws, k)
     profit = (a * (1.0 - saturation)).sum(axis=-1) - b.sum()
     return profit, a * saturation / c - 1.0
-
-
-def _quantile_weights(draws: int, q: float) -> FloatArray:
-    """Harrell-Davis weights: the q-quantile as a smooth weighted sum of order statistics.
-
-    The plain empirical quantile jumps from one draw to another as the budgets move, which a
-    gradient-based solver cannot follow; the Harrell-Davis estimate moves smoothly and agrees
-    with it to within the Monte Carlo error.
-    """
-    edges = beta_dist.cdf(np.arange(draws + 1) / draws, q * (draws + 1), (1 - q) * (draws + 1))
-    return np.diff(edges)
 
 
 def optimize_budget(
@@ -213,7 +193,7 @@ def optimize_budget(
         if not ok
     )
     scale = total_budget if total_budget > 0 else 1.0
-    weights = _quantile_weights(draws, quantile)
+    weights = quantile_weights(draws, quantile)
 
     def expected_loss(x: FloatArray) -> tuple[float, FloatArray]:
         profit, grad = _curve(point, x * scale, n, cpc, rpr)
@@ -265,7 +245,7 @@ def optimize_budget(
         value = smooth_quantile(best)
     else:
         value = -expected_loss(best / scale)[0] * scale
-    spread = [_quantile_weights(draws, q) for q in QUANTILES]
+    spread = [quantile_weights(draws, q) for q in QUANTILES]
 
     def profits(b: FloatArray) -> tuple[float, Interval]:
         expected = float(_curve(point, b, n, cpc, rpr)[0])
@@ -275,6 +255,8 @@ def optimize_budget(
     expected, interval = profits(best)
     current_expected, current_interval = profits(current)
     responders = n * point * (1.0 - np.exp(-best / (n * cpc)))
+    if expected < 0:
+        warnings += (_negative_profit(total_budget, expected, point * n * rpr, n * cpc),)
     return OptimizationResult(
         segments=baseline.ids,
         allocation=tuple(float(v) for v in best),
@@ -295,4 +277,20 @@ def optimize_budget(
         iterations=int(solution.nit),
         economics=econ,
         warnings=warnings,
+    )
+
+
+def _negative_profit(total: float, expected: float, a: FloatArray, c: FloatArray) -> Guardrail:
+    """The warning for an allocation whose expected profit is negative.
+
+    Without bounds, profit is highest at b_s = c_s ln(a_s / c_s) where a_s > c_s (the
+    optimum of the module docstring with lambda = 1), else 0; the warning quotes that total.
+    """
+    best = float(np.where(a > c, c * np.log(np.where(a > c, a / c, 1.0)), 0.0).sum())
+    return Guardrail(
+        "negative_profit",
+        f"Spending all of {total:,.2f} gives an expected profit of {expected:,.2f}: the "
+        f"segments' responses do not pay it back. Without bounds, profit is highest at a "
+        f"budget of {best:,.2f}.",
+        values={"total_budget": total, "expected_profit": expected, "best_budget": best},
     )

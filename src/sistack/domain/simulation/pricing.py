@@ -63,6 +63,10 @@ class DiscountDepth(Lever):
     depth d0 and change c: gross deal revenue G = D / (1 - d0); volume change v = e_s x c; new
     deal revenue = G (1 + v)(1 - d0 - c); revenue delta = new - D; cost of goods of deal
     purchases = D (1 - margin rate); margin delta = revenue delta - cost of goods x v.
+
+    Details per segment: ``volume_change`` (v, the relative change of deal-driven volume after
+    the floor at zero volume; 0.2 = 20% more deal purchases), ``elasticity`` and the deal
+    revenue before and after.
     """
 
     name = "discount_depth"
@@ -145,6 +149,7 @@ class DiscountDepth(Lever):
             params={"change": dict(self.change), "base_elasticity": self.base_elasticity},
             filled={"current_discount_depth": "economics"},
             details={
+                "volume_change": np.where(known, volume - 1.0, 0.0),  # unknown share: no change
                 "elasticity": elasticity,
                 "deal_revenue_before": np.broadcast_to(deal, revenue.shape).copy(),
                 "deal_revenue_after": deal + revenue,

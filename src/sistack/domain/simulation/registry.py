@@ -106,12 +106,15 @@ class LeverEffect:
     Attributes:
         revenue: revenue delta.
         margin: margin delta (revenue minus cost of goods).
-        cost: marketing / serving cost delta.
+        cost: marketing cost delta (contacts, budget moved between segments).
         params: every parameter actually used, defaults filled in with point values; valid
             input for the same lever.
         filled: for each default that was filled, where the number came from.
         details: lever-specific outputs, shape (draws,) or (draws, k).
         warnings: guardrails raised by this lever.
+        serving_cost: cost-to-serve delta (purchases moving between channels); ``None`` = 0.
+            Kept apart from ``cost`` so that the marketing cost, and the ROI on it, keep their
+            meaning when a lever saves more cost to serve than the marketing budget.
     """
 
     revenue: FloatArray
@@ -121,6 +124,7 @@ class LeverEffect:
     filled: dict[str, str] = field(default_factory=dict)
     details: dict[str, FloatArray] = field(default_factory=dict)
     warnings: tuple[Guardrail, ...] = ()
+    serving_cost: FloatArray | None = None
 
 
 class Lever(BaseModel):

@@ -14,8 +14,8 @@ from typing import Any
 from sistack.domain.simulation.economics import Economics
 from sistack.domain.simulation.registry import Guardrail
 
-METRICS = ("revenue", "margin", "cost", "profit", "roi")
-DELTA_METRICS = METRICS[:4]
+METRICS = ("revenue", "margin", "cost", "serving_cost_change", "profit", "roi")
+DELTA_METRICS = METRICS[:5]
 
 
 def plain(value: Any) -> Any:
@@ -46,15 +46,20 @@ class Interval:
 
 @dataclass(frozen=True)
 class Outcome:
-    """Revenue, margin, cost, profit (= margin - cost) and ROI (= profit / cost).
+    """Revenue, margin, marketing cost, change in cost to serve, profit and ROI.
 
-    ROI is NaN (``None`` in JSON) where cost is not positive, e.g. when a channel shift saves
-    more cost to serve than the segment's marketing budget.
+    ``cost`` is the marketing cost (the baseline budget, plus what the levers add or move).
+    ``serving_cost_change`` is the cost to serve the scenario adds against today's: today's cost
+    to serve is inside the margin, so it is 0 for the baseline and a channel shift makes it
+    negative when purchases move to a cheaper channel. profit = margin - cost -
+    serving_cost_change; ROI = profit / cost, the return on the marketing spend, NaN (``None``
+    in JSON) where the marketing cost is 0 (a segment whose whole budget moved away).
     """
 
     revenue: float
     margin: float
     cost: float
+    serving_cost_change: float
     profit: float
     roi: float
 
@@ -184,8 +189,8 @@ class BaselineSegment:
 @dataclass(frozen=True)
 class BaselineResult:
     """The run as it stands: revenue, margin, marketing cost, profit and ROI per segment and
-    overall, under the economics a scenario without overrides uses (the ``baseline`` side of
-    every :class:`ScenarioResult`)."""
+    overall (``serving_cost_change`` is 0: nothing has moved yet), under the economics a
+    scenario without overrides uses (the ``baseline`` side of every :class:`ScenarioResult`)."""
 
     overall: BaselineSegment
     segments: tuple[BaselineSegment, ...]

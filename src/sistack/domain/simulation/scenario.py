@@ -31,6 +31,7 @@ from sistack.domain.simulation import operations as _operations  # noqa: F401
 from sistack.domain.simulation import pricing as _pricing  # noqa: F401
 from sistack.domain.simulation.baseline import Baseline, FloatArray
 from sistack.domain.simulation.economics import Economics, EconomicSettings
+from sistack.domain.simulation.guardrails import emptied_budgets
 from sistack.domain.simulation.registry import (
     Lever,
     LeverContext,
@@ -127,8 +128,9 @@ def validate_scenario(data: Mapping[str, Any] | Scenario, baseline: Baseline) ->
     """Validate a scenario against a baseline: bounds, segment ids, channels, lever names.
 
     Raises:
-        pydantic.ValidationError: the location names the field; the message the allowed
-            range, segment ids, channels or levers.
+        pydantic.ValidationError: the location names the field; the message the whole allowed
+            range (lever parameters, economics, Monte Carlo), the segment ids, channels or
+            levers.
     """
     raw = data.model_dump(exclude_unset=True) if isinstance(data, Scenario) else dict(data)
     try:
@@ -140,7 +142,10 @@ def validate_scenario(data: Mapping[str, Any] | Scenario, baseline: Baseline) ->
     except ValidationError:
         override = None  # reported with its location by the validation below
     context = validation_context(baseline, baseline.economics_for(override))
-    return Scenario.model_validate(raw, context=context)
+    try:
+        return Scenario.model_validate(raw, context=context)
+    except ValidationError as exc:
+        raise with_ranges(Scenario, None, exc) from None
 
 
 def simulate(baseline: Baseline, scenario: Scenario) -> ScenarioResult:
@@ -174,7 +179,8 @@ def baseline_result(baseline: Baseline) -> BaselineResult:
     """
     economics = baseline.economics
     budget = baseline.budget(economics)
-    table = _table(baseline.revenue, baseline.revenue * economics.margin_rate, budget)
+    margin = baseline.revenue * economics.margin_rate
+    table = _table(baseline.revenue, margin, budget, np.zeros(baseline.k))
     customers = (*baseline.customers.tolist(), float(baseline.customers.sum()))
     names = (*baseline.names, OVERALL_NAME)
     rows = [
@@ -205,17 +211,29 @@ def _roi(profit: FloatArray, cost: FloatArray) -> FloatArray:
     return np.divide(profit, cost, out=np.full(np.shape(profit), np.nan), where=cost > 0)
 
 
-def _table(revenue: FloatArray, margin: FloatArray, cost: FloatArray) -> FloatArray:
-    """Stack (..., k) revenue, margin, cost into (..., k + 1, 5) metrics with overall last."""
+def _table(
+    revenue: FloatArray, margin: FloatArray, cost: FloatArray, serving: FloatArray
+) -> FloatArray:
+    """Stack (..., k) revenue, margin, marketing cost and serving-cost change into
+    (..., k + 1, 6) metrics (the order of ``METRICS``) with the overall row last."""
     parts = [
-        np.concatenate([x, x.sum(axis=-1, keepdims=True)], axis=-1) for x in (revenue, margin, cost)
+        np.concatenate([x, x.sum(axis=-1, keepdims=True)], axis=-1)
+        for x in (revenue, margin, cost, serving)
     ]
-    profit = parts[1] - parts[2]
+    profit = parts[1] - parts[2] - parts[3]
     return np.stack([*parts, profit, _roi(profit, parts[2])], axis=-1)
 
 
 def _interval(q: FloatArray) -> Interval:
     return Interval(float(q[0]), float(q[1]), float(q[2]))
+
+
+def _serving(effect: LeverEffect) -> FloatArray:
+    return effect.serving_cost if effect.serving_cost is not None else np.zeros_like(effect.cost)
+
+
+def _sum(arrays: list[FloatArray]) -> FloatArray:
+    return sum(arrays, start=np.zeros(1))
 
 
 def _assemble(
@@ -227,29 +245,23 @@ def _assemble(
     draws: list[LeverEffect] | None,
     mc: MonteCarlo | None,
 ) -> ScenarioResult:
-    base = _table(baseline.revenue, baseline.revenue * economics.margin_rate, budget)
+    margin = baseline.revenue * economics.margin_rate
+    base = _table(baseline.revenue, margin, budget, np.zeros(baseline.k))
 
-    def delta(effects: list[LeverEffect]) -> tuple[FloatArray, FloatArray, FloatArray]:
-        return (
-            sum((e.revenue for e in effects), start=np.zeros(1)),
-            sum((e.margin for e in effects), start=np.zeros(1)),
-            sum((e.cost for e in effects), start=np.zeros(1)),
+    def table(effects: list[LeverEffect]) -> FloatArray:
+        # a marketing budget cannot go below 0: emptied_budgets warns where it would
+        return _table(
+            baseline.revenue + _sum([e.revenue for e in effects]),
+            margin + _sum([e.margin for e in effects]),
+            np.maximum(budget + _sum([e.cost for e in effects]), 0.0),
+            _sum([_serving(e) for e in effects]) + np.zeros(baseline.k),
         )
 
-    d_rev, d_mar, d_cost = delta(point)
-    scen = _table(
-        baseline.revenue + d_rev[0],
-        baseline.revenue * economics.margin_rate + d_mar[0],
-        budget + d_cost[0],
-    )
+    scen = table(point)[0]
     q: dict[str, FloatArray] = {}
     if draws is not None:
         cols = QuantileBatch()
-        r, m, c = delta(draws)
-        full = _table(
-            baseline.revenue + r, baseline.revenue * economics.margin_rate + m, budget + c
-        )
-        cols.add("scenario", full)
+        cols.add("scenario", table(draws))
         for i, effect in enumerate(draws):
             cols.add(f"lever{i}", _lever_totals(effect))
             for key, value in effect.details.items():
@@ -282,7 +294,7 @@ def _assemble(
         dataclasses.replace(w, lever=lever.name)
         for lever, effect in zip(levers, point, strict=True)
         for w in effect.warnings
-    )
+    ) + tuple(emptied_budgets(baseline, budget, levers, [e.cost[0] for e in point]))
     return ScenarioResult(
         overall=outcomes[-1],
         segments=tuple(outcomes[:-1]),
@@ -294,9 +306,12 @@ def _assemble(
 
 
 def _lever_totals(effect: LeverEffect) -> FloatArray:
-    """(draws, 4): revenue, margin, cost and profit delta of one lever, summed over segments."""
-    r, m, c = (x.sum(axis=1) for x in (effect.revenue, effect.margin, effect.cost))
-    return np.stack([r, m, c, m - c], axis=1)
+    """(draws, 5): revenue, margin, cost, serving-cost and profit delta of one lever, summed
+    over segments (the order of ``DELTA_METRICS``)."""
+    r, m, c, s = (
+        x.sum(axis=1) for x in (effect.revenue, effect.margin, effect.cost, _serving(effect))
+    )
+    return np.stack([r, m, c, s, m - c - s], axis=1)
 
 
 def _lever_result(

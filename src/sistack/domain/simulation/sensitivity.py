@@ -3,9 +3,10 @@
 Each numeric assumption of a scenario is moved down and up by ``swing`` (20% by default) while
 everything else stays at its value, and the scenario is simulated deterministically again. The
 assumptions are the economics (margin rate, contact cost, value of a response, contacts per
-customer, discount depth) and, per lever, the parameters it lists in ``Lever.swing`` (rates,
-elasticities, shifts), with every default filled in first (so a default uplift swings around the
-response rate it came from). A dict parameter (e.g. an uplift per segment) moves as a whole.
+customer, discount depth, cost to serve per channel) and, per lever, the parameters it lists in
+``Lever.swing`` (rates, elasticities, shifts), with every default filled in first (so a default
+uplift swings around the response rate it came from). A dict parameter (e.g. an uplift per
+segment, or the cost to serve of every channel) moves as a whole.
 
 The measure is the scenario's **profit impact**: overall profit delta against the baseline
 computed with the same assumptions. Swinging the margin rate changes the baseline too; what a
@@ -33,6 +34,7 @@ ECONOMICS = (
     "revenue_per_response",
     "contacts_per_customer",
     "current_discount_depth",
+    "cost_to_serve",  # a dict: every channel's cost moves together
 )
 
 
