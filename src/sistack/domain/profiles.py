@@ -41,6 +41,12 @@ class SegmentProfile:
 
 
 SUM_PREFIXES = ("purchases_", "spend_", "campaign_")
+# The economics of a campaign when the data has them (Z_CostContact, Z_Revenue): the simulation
+# reads sum / count of the population as the data's contact cost and value of a response. Sums
+# (not medians) because every engine computes sums the same way, so a Spark run and a local run
+# of the same file give the simulation the same number; the columns are constant in the usual
+# layout, where the mean is the median.
+ECONOMIC_COLUMNS = ("cost_contact", "revenue_per_response")
 SUM_COLUMNS = (
     "deal_purchases",
     "response",
@@ -50,10 +56,12 @@ SUM_COLUMNS = (
     "revenue",
     "kids",
     "teens",
+    *ECONOMIC_COLUMNS,
 )
 
 
 def summable(table: pl.DataFrame) -> list[str]:
+    """Columns of ``table`` whose per-segment sums and non-null counts the profiles keep."""
     return [
         c
         for c in table.columns
