@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from sistack.cli.app import JsonFlag, app, emit, guard, open_service, out, read_json_object
-from sistack.errors import InputError
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -83,31 +82,62 @@ def simulate(
 @guard
 def optimize(
     run_id: str,
-    budget: Annotated[float, typer.Option(help="Total marketing budget to allocate.")],
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Total marketing budget to allocate; with --campaign, the cap on the "
+            "campaign's cost (optional)."
+        ),
+    ] = None,
+    campaign: Annotated[
+        bool,
+        typer.Option(
+            "--campaign",
+            help="Choose which segments to contact once instead of splitting a budget.",
+        ),
+    ] = False,
     objective: Annotated[
         str, typer.Option(help="expected or quantile (risk-averse).")
     ] = "expected",
     quantile: Annotated[float, typer.Option(help="Quantile of profit for 'quantile'.")] = 0.1,
+    draws: Annotated[int, typer.Option(help="Draws of the response rates.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the draws.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Best split of a marketing budget across a run's segments."""
-    if objective != "expected" and objective != "quantile":
-        raise InputError("--objective must be 'expected' or 'quantile'.", code="invalid_option")
-    if not budget > 0:
-        raise InputError("--budget must be positive.", code="invalid_option")
+    """Best split of a marketing budget across a run's segments, or (--campaign) the best set of
+    segments to contact."""
+    request: dict[str, Any] = {
+        "campaign": campaign,
+        "objective": objective,
+        "quantile": quantile,
+        "draws": draws,
+        "seed": seed,
+    }
+    if budget is not None:
+        request["total_budget"] = budget
     with open_service() as svc:
         from sistack.service.simulation import SimulationService
 
-        result = SimulationService(svc).optimize(
-            run_id,
-            total_budget=budget,
-            objective="quantile" if objective == "quantile" else "expected",
-            quantile=quantile,
-        )
+        result = SimulationService(svc).optimize(run_id, request)
     if as_json:
         emit(result)
         return
-    table = Table(title=f"Allocation of {budget:,.0f}")
+    out.print(_contact_table(result) if campaign else _allocation_table(result))
+    interval = result["profit_interval"]
+    out.print(
+        f"Expected profit {result['expected_profit']:,.0f} "
+        f"(P10 {interval['p10']:,.0f}, P90 {interval['p90']:,.0f})"
+    )
+    if campaign:
+        out.print(f"Contacting every segment: {result['contact_all']['expected_profit']:,.0f}")
+    else:
+        out.print(f"Current split: {result['current_expected_profit']:,.0f}")
+    for warning in result["warnings"]:
+        out.print(f"[yellow]warning[/] {escape(warning['message'])}")
+
+
+def _allocation_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"Allocation of {result['total_budget']:,.0f}")
     for col in ("segment", "budget", "current", "expected responders", "revenue"):
         table.add_column(col, justify="right")
     for seg in result["segments"]:
@@ -118,4 +148,20 @@ def optimize(
             f"{seg['responders']:,.1f}",
             f"{seg['revenue']:,.0f}",
         )
-    out.print(table)
+    return table
+
+
+def _contact_table(result: dict[str, Any]) -> Table:
+    table = Table(title="Segments to contact")
+    for col in ("segment", "contact", "contacts", "cost", "expected responders", "profit"):
+        table.add_column(col, justify="right")
+    for seg in result["segments"]:
+        table.add_row(
+            str(seg["segment"]),
+            "yes" if seg["contact"] else "no",
+            f"{seg['contacts']:,.0f}",
+            f"{seg['cost']:,.0f}",
+            f"{seg['responders']:,.1f}",
+            f"{seg['profit']:+,.0f}",
+        )
+    return table

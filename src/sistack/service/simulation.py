@@ -1,4 +1,5 @@
-"""Simulation use cases: what-if scenarios, saved scenarios, comparison, budget optimisation.
+"""Simulation use cases: what-if scenarios, saved scenarios, comparison, budget and campaign
+optimisation.
 
 Everything reads a run's two small per-segment documents (profiles.json, insights.json), never
 a customer-level artifact, and never refits: the baseline of a run is built once and cached
@@ -11,21 +12,20 @@ import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from sistack.domain.simulation import (
     Baseline,
-    EconomicSettings,
     Scenario,
     baseline_result,
     lever_catalogue,
-    optimize_budget,
     simulate,
     tornado,
     validate_scenario,
 )
+from sistack.domain.simulation.planning import plan, validate_request
 from sistack.domain.simulation.remap import remap_segments
 from sistack.errors import InputError
 from sistack.io.store.metadata import ScenarioRecord
@@ -35,15 +35,17 @@ CACHE_RUNS = 64
 MAX_COMPARED = 4
 
 
-def invalid_scenario(exc: ValidationError) -> InputError:
+def invalid_scenario(
+    exc: ValidationError, *, what: str = "scenario", code: str = "invalid_scenario"
+) -> InputError:
     """A pydantic error as our 422: every problem with its field path and the allowed values."""
     problems = [
         {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
     ]
-    summary = "; ".join(f"{p['field'] or 'scenario'}: {p['message']}" for p in problems[:5])
+    summary = "; ".join(f"{p['field'] or what}: {p['message']}" for p in problems[:5])
     return InputError(
-        f"The scenario is not valid: {summary}",
-        code="invalid_scenario",
+        f"The {what} is not valid: {summary}",
+        code=code,
         details={"problems": problems},
     )
 
@@ -171,31 +173,18 @@ class SimulationService:
         return self.save(run_id, record.name, body)
 
     # Optimiser ----------------------------------------------------------------------------------
-    def optimize(
-        self,
-        run_id: str,
-        *,
-        total_budget: float,
-        bounds: dict[int, tuple[float, float]] | None = None,
-        objective: Literal["expected", "quantile"] = "expected",
-        quantile: float = 0.1,
-        draws: int = 2000,
-        seed: int = 0,
-        economics: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    def optimize(self, run_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Best split of a budget across segments, or (``campaign``) the best contact set.
+
+        ``request`` is validated like a scenario (see
+        :class:`~sistack.domain.simulation.planning.OptimizationRequest`): an invalid one is an
+        ``invalid_optimization`` error naming each field and its whole allowed range.
+        """
         baseline = self.baseline(run_id)
         try:
-            override = EconomicSettings.model_validate(economics) if economics else None
+            options = validate_request(request, baseline)
         except ValidationError as exc:
-            raise invalid_scenario(exc) from exc
-        result = optimize_budget(
-            baseline,
-            total_budget=total_budget,
-            bounds=bounds,
-            objective=objective,
-            quantile=quantile,
-            draws=draws,
-            seed=seed,
-            economics=override,
-        )
-        return {"run_id": run_id, **result.to_dict()}
+            raise invalid_scenario(
+                exc, what="optimisation request", code="invalid_optimization"
+            ) from exc
+        return {"run_id": run_id, **plan(baseline, options).to_dict()}

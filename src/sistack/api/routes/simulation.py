@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    RootModel,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from sistack.api.deps import simulation
 from sistack.api.schemas import error_responses
-from sistack.domain.simulation import EconomicSettings, Scenario
+from sistack.domain.simulation import OptimizationRequest, Scenario
 from sistack.io.store.metadata import ScenarioRecord
 from sistack.service.simulation import MAX_COMPARED, SimulationService
 
@@ -18,11 +26,38 @@ router = APIRouter(tags=["simulation"])
 ERRORS = error_responses(404, 409, 422)
 
 
+class ScenarioBody(RootModel[dict[str, Any]]):
+    """A scenario as sent: any JSON object here, documented as ``Scenario``.
+
+    The service validates it against the run (segment ids, channels, ranges), so an unknown
+    lever, an empty lever list or a rate out of range is the same ``invalid_scenario`` error,
+    naming the field and its whole allowed range, through HTTP as through the CLI. (Parsed as
+    ``Scenario`` here, FastAPI would answer first with its own message.)
+    """
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(Scenario.__pydantic_core_schema__)
+
+
+class OptimizeBody(RootModel[dict[str, Any]]):
+    """An optimisation request as sent, documented as ``OptimizationRequest`` and validated by
+    the service (``invalid_optimization``), for the same reason as :class:`ScenarioBody`."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(OptimizationRequest.__pydantic_core_schema__)
+
+
 class ScenarioSave(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255)
-    scenario: Scenario
+    scenario: ScenarioBody
 
 
 class ScenarioOut(BaseModel):
@@ -50,20 +85,6 @@ class ScenarioImport(BaseModel):
     scenario_id: str = Field(max_length=64)
 
 
-class OptimizeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    total_budget: float = Field(gt=0, le=1e12)
-    bounds: dict[int, tuple[float, float]] | None = Field(
-        default=None, description="Per-segment (low, high) budget bounds."
-    )
-    objective: Literal["expected", "quantile"] = "expected"
-    quantile: float = Field(default=0.1, gt=0, lt=1)
-    draws: int = Field(default=2000, ge=100, le=20_000)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    economics: EconomicSettings | None = None
-
-
 @router.get("/api/v1/levers")
 def levers() -> list[dict[str, Any]]:
     """Every lever with its parameters, bounds and defaults (enough to render controls)."""
@@ -73,12 +94,12 @@ def levers() -> list[dict[str, Any]]:
 @router.post("/api/v1/runs/{run_id}/simulate", responses=ERRORS)
 def simulate(
     run_id: str,
-    body: Scenario,
+    body: ScenarioBody,
     sensitivity: bool = Query(default=False, description="Add tornado data."),
     sim: SimulationService = Depends(simulation),
 ) -> dict[str, Any]:
     """Baseline vs scenario, per segment and overall; nothing is saved."""
-    return sim.simulate(run_id, body.model_dump(exclude_unset=True), sensitivity=sensitivity)
+    return sim.simulate(run_id, body.root, sensitivity=sensitivity)
 
 
 @router.get("/api/v1/runs/{run_id}/baseline", responses=error_responses(404, 409))
@@ -95,7 +116,7 @@ def baseline(run_id: str, sim: SimulationService = Depends(simulation)) -> dict[
 def save_scenario(
     run_id: str, body: ScenarioSave, sim: SimulationService = Depends(simulation)
 ) -> ScenarioOut:
-    return ScenarioOut.of(sim.save(run_id, body.name, body.scenario.model_dump(exclude_unset=True)))
+    return ScenarioOut.of(sim.save(run_id, body.name, body.scenario.root))
 
 
 @router.get("/api/v1/runs/{run_id}/scenarios", response_model=list[ScenarioOut], responses=ERRORS)
@@ -143,16 +164,8 @@ def delete_scenario(
 
 @router.post("/api/v1/runs/{run_id}/optimize", responses=ERRORS)
 def optimize(
-    run_id: str, body: OptimizeRequest, sim: SimulationService = Depends(simulation)
+    run_id: str, body: OptimizeBody, sim: SimulationService = Depends(simulation)
 ) -> dict[str, Any]:
-    """Best split of a marketing budget across segments (expected or risk-averse profit)."""
-    return sim.optimize(
-        run_id,
-        total_budget=body.total_budget,
-        bounds=body.bounds,
-        objective=body.objective,
-        quantile=body.quantile,
-        draws=body.draws,
-        seed=body.seed,
-        economics=body.economics.model_dump(exclude_unset=True) if body.economics else None,
-    )
+    """Best split of a marketing budget across segments (expected or risk-averse profit), or
+    with ``campaign`` the best set of segments to contact once."""
+    return sim.optimize(run_id, body.root)

@@ -237,7 +237,9 @@
       const delta = box.querySelector(".metric-delta");
       delta.textContent = o.delta[m] === 0 ? "no change" : showDelta(m, o.delta[m]);
       delta.className = `metric-delta ${signClass(m, o.delta[m])}`;
-      box.querySelector(".metric-base").textContent = `Baseline ${show(m, o.baseline[m])}`;
+      // marketing cost only: a channel shift's change in cost to serve is its own number
+      const serving = m === "cost" && o.delta.serving_cost_change ? ` · cost to serve ${fmt.signedMoney(o.delta.serving_cost_change)}` : "";
+      box.querySelector(".metric-base").textContent = `Baseline ${show(m, o.baseline[m])}${serving}`;
       const u = o.uncertainty && o.uncertainty.scenario[m];
       box.querySelector(".metric-band").textContent = u ? `P10 ${show(m, u.p10)} · P50 ${show(m, u.p50)} · P90 ${show(m, u.p90)}` : "\u00a0";
     }
@@ -308,7 +310,8 @@
       const table = $("scenario-compare");
       const rows = [["Scenario revenue", (r) => r.overall.scenario.revenue, fmt.money],
         ["Δ revenue", (r) => r.overall.delta.revenue, fmt.signedMoney], ["Δ margin", (r) => r.overall.delta.margin, fmt.signedMoney],
-        ["Δ cost", (r) => r.overall.delta.cost, fmt.signedMoney], ["Scenario profit", (r) => r.overall.scenario.profit, fmt.money],
+        ["Δ cost", (r) => r.overall.delta.cost, fmt.signedMoney],
+        ["Δ cost to serve", (r) => r.overall.delta.serving_cost_change, fmt.signedMoney], ["Scenario profit", (r) => r.overall.scenario.profit, fmt.money],
         ["Δ profit", (r) => r.overall.delta.profit, fmt.signedMoney]];
       table.replaceChildren(
         el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "" }), ...data.scenarios.map((s) => el("th", { scope: "col", class: "num", text: s.name })))),
