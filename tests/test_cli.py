@@ -142,6 +142,38 @@ def test_fixed_k_and_seed_are_recorded(sistack: Invoke, customer_csv: Path) -> N
 # --- inspect and --mapping ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("columns", "listed"),
+    [
+        (["foo", "bar", "baz"], "Columns with no role: 'foo', 'bar', 'baz'."),
+        ([f"col{i}" for i in range(1, 10)],
+         "Columns with no role: 'col1', 'col2', 'col3', 'col4', 'col5', ... (9 in all)."),
+    ],
+)  # fmt: skip
+def test_nothing_mappable_names_the_columns_in_plain_words(
+    sistack: Invoke, tmp_path: Path, columns: list[str], listed: str
+) -> None:
+    path = tmp_path / "unknown.csv"
+    pl.DataFrame({c: [1, 2, 3] for c in columns}).write_csv(path)
+    refused = flat(sistack("run", path, code=2).stderr)
+    assert "[missing_customer_id] No customer id column was found" in refused
+    assert listed in refused
+    as_json = one_json(sistack("run", path, "--json", code=2).stdout)["error"]
+    assert listed in as_json["message"]
+    assert as_json["details"]["ignored_columns"] == columns
+
+    inspected = sistack("inspect", path)  # the mapping is printed; stderr says what is missing
+    assert one_json(inspected.stdout)["mapping"]["ignored"] == columns
+    warned = flat(inspected.stderr)
+    assert warned.startswith("warning [missing_customer_id]")
+    assert listed in warned
+    assert one_json(sistack("runs", "list", "--json").stdout)["total"] == 0
+
+
+def test_inspect_of_a_runnable_file_warns_of_nothing(sistack: Invoke, customer_csv: Path) -> None:
+    assert sistack("inspect", customer_csv).stderr == ""
+
+
 @pytest.mark.parametrize("pass_back", ["whole inspect output", "mapping object only"])
 def test_inspect_mapping_edited_and_passed_back_is_honoured(
     sistack: Invoke, customer_csv: Path, tmp_path: Path, pass_back: str

@@ -207,12 +207,22 @@ def inspect(
     file: Annotated[Path, typer.Argument(help="CSV, TSV, XLSX or Parquet file.")],
     shape: Annotated[str | None, typer.Option(help="Force 'customers' or 'transactions'.")] = None,
 ) -> None:
-    """Print the detected shape and column mapping as JSON (edit it and pass it to --mapping)."""
+    """Print the detected shape and column mapping as JSON (edit it and pass it to --mapping).
+
+    When the detected mapping could not be run as it is (no customer id, no money column),
+    stderr says so and names the columns that got no role; the JSON is printed all the same.
+    """
+    from sistack.domain.schema import require_roles
+
     if not file.is_file():
         raise InputError(f"No file at {file}.", code="file_not_found")
     with open_service() as svc:
-        info = svc.inspect(file, filename=file.name, shape=shape).to_dict(preview_rows=3)
-    emit(info)
+        inspection = svc.inspect(file, filename=file.name, shape=shape)
+    emit(inspection.to_dict(preview_rows=3))
+    try:
+        require_roles(inspection.mapping)
+    except InputError as exc:
+        err.print(f"[bold yellow]warning[/] \\[{exc.code}] {escape(exc.message)}", highlight=False)
 
 
 def _read_mapping(path: Path | None) -> dict[str, Any] | None:

@@ -509,37 +509,61 @@ def detect_mapping(frame: pl.DataFrame, *, shape: str | None = None) -> ColumnMa
     return ColumnMapping(shape=chosen, columns=columns, ignored=ignored, notes=tuple(notes))
 
 
+UNMAPPED_SHOWN = 5  # unmapped columns named in an error message; the rest are "..."
+NAME_SHOWN = 40  # characters of a column name quoted in a message
+
+
+def unmapped_columns(mapping: ColumnMapping, *, limit: int = UNMAPPED_SHOWN) -> str:
+    """The columns no role was found for, for a message: ``"'foo', 'bar', 'baz'"``, the first
+    ``limit`` then ``", ... (12 in all)"``; long names are shortened. Empty when every column
+    has a role."""
+    names = [n if len(n) <= NAME_SHOWN else n[: NAME_SHOWN - 1] + "…" for n in mapping.ignored]
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return shown + more
+
+
 def require_roles(mapping: ColumnMapping) -> None:
-    """Raise a clear error when the mapping lacks what segmentation needs."""
+    """Raise a clear error when the mapping lacks what segmentation needs.
+
+    The message names the columns that got no role: when nothing is recognised, the one a
+    person should map is usually among them.
+    """
     roles = set(mapping.columns.values())
+    unmapped = unmapped_columns(mapping)
+    found = f" Columns with no role: {unmapped}." if unmapped else ""
     hint = (
         "Run 'sistack inspect FILE' to see the detected mapping, edit it and pass it back with "
         "--mapping, or rename the column."
     )
+    ignored = {"ignored_columns": list(mapping.ignored)}
     if "customer_id" not in roles:
         raise InputError(
             "No customer id column was found (looked for names such as ID, customer_id, "
-            f"CustomerID). {hint}",
+            f"CustomerID).{found} {hint}",
             code="missing_customer_id",
-            details={"columns": list(mapping.columns) + list(mapping.ignored)},
+            details={"columns": list(mapping.columns) + list(mapping.ignored), **ignored},
         )
     if mapping.shape == TRANSACTIONS:
         if "timestamp" not in roles:
             raise InputError(
-                f"Transaction data needs a date column (e.g. order_date). {hint}",
+                f"Transaction data needs a date column (e.g. order_date).{found} {hint}",
                 code="missing_date",
+                details=ignored,
             )
         if "amount" not in roles and not {"quantity", "unit_price"} <= roles:
             raise InputError(
-                "Transaction data needs an amount column, or quantity and unit price. " + hint,
+                "Transaction data needs an amount column, or quantity and unit price."
+                f"{found} {hint}",
                 code="missing_monetary",
+                details=ignored,
             )
         return
     has_money = "revenue" in roles or any(r.startswith("spend:") for r in roles)
     if not has_money:
         raise InputError(
             "No monetary column was found: map a total spend column to 'revenue' or category "
-            f"spend columns to 'spend:<category>' (e.g. MntWines). {hint}",
+            f"spend columns to 'spend:<category>' (e.g. MntWines).{found} {hint}",
             code="missing_monetary",
-            details={"ignored_columns": list(mapping.ignored)},
+            details=ignored,
         )
