@@ -40,6 +40,9 @@ EXPECTED = {
     "spend_meat": [20.0, 5.25],
     "spend_wine": [40.5, 0.0],
     "inter_purchase_days": [15.0, 10.0],
+    # The value model's inputs: A bought on 3 days, 20.00 + 30.50 after the first; B on one.
+    "purchase_days": [3, 1],
+    "repeat_revenue": [50.5, 0.0],
 }
 
 
@@ -102,3 +105,25 @@ def test_a_typo_far_in_the_future_does_not_move_the_reference_date():
     assert result.reference_date == dt.date(2023, 1, 28)
     issue = next(i for i in result.report.issues if i.code == "date_after_reference")
     assert issue.kind == "excluded" and issue.rows == (41,)
+
+
+def test_purchases_are_counted_per_day_for_the_value_model():
+    # A: two orders on 03-01 (one purchase day of 15.00), one on 03-05, and a return on 03-09
+    # netted against the repeat spend: 3 purchase days, repeat revenue 20 - 4 = 16. B: two
+    # orders on one day. C: a later day that only returns more than was bought: clipped at 0.
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "A", "B", "B", "C", "C"],
+            "order_id": ["o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8"],
+            "order_date": ["2023-03-01", "2023-03-01", "2023-03-05", "2023-03-09",
+                           "2023-03-02", "2023-03-02", "2023-03-01", "2023-03-03"],
+            "amount": ["10.00", "5.00", "20.00", "-4.00", "7.00", "3.00", "9.00", "-12.00"],
+        }
+    )  # fmt: skip
+    table = aggregate_transactions(frame, detect_mapping(frame)).table.sort("customer_id")
+    assert_allclose(table.get_column("orders").to_numpy(), [4, 2, 2])
+    assert_allclose(table.get_column("purchase_days").to_numpy(), [3, 1, 2])
+    assert_allclose(table.get_column("repeat_revenue").to_numpy(), [16.0, 0.0, 0.0])
+    # Not segmentation features: the feature set is the one of the columns before.
+    features = build_features(table, reference_date=dt.date(2023, 3, 9)).frame.columns
+    assert not {"purchase_days", "repeat_revenue"} & set(features)

@@ -4,6 +4,11 @@ Per customer: orders, revenue, first and last purchase, recency, orders per chan
 category, orders with a discount, campaign response, and the mean time between purchases. The
 reference ("as of") date is the latest transaction date unless the caller gives one; it is never
 the wall clock.
+
+Two more columns feed the customer-value model (BG/NBD + Gamma-Gamma), which counts purchases
+per day as the published method does (several orders on one day are one purchase):
+``purchase_days`` (distinct days with a purchase) and ``repeat_revenue`` (spend on the days after
+the first one). They are not segmentation features.
 """
 
 from __future__ import annotations
@@ -226,6 +231,14 @@ def per_customer_table(
             )
     if "response" in tx.columns:
         aggs.append(pl.col("response").max().alias("response"))
+    # The value model's inputs come last, so the columns above keep their order.
+    first_day = pl.col("date") == pl.col("date").min()
+    aggs += [
+        pl.col("date").n_unique().alias("purchase_days"),
+        (pl.col("cents").filter(~first_day).sum().clip(lower_bound=0) / 100).alias(
+            "repeat_revenue"
+        ),
+    ]
     # Money is summed as integer cents: exact, so a multi-threaded group-by gives the same bits
     # in every run whatever order it adds the partial sums in.
     out = (

@@ -5,7 +5,10 @@ Two routes, depending on the data:
 - Transactions: the BG/NBD model (Fader, Hardie & Lee 2005, "Counting your customers the easy
   way") predicts the number of future purchases from frequency, recency and age, and the
   Gamma-Gamma model (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value curves") predicts
-  the value of those purchases. :func:`summary_from_transactions` builds their inputs.
+  the value of those purchases. :func:`summary_from_transactions` builds their inputs from
+  transactions; a run builds the same inputs from its customer table
+  (:func:`sistack.domain.insights.value.model_inputs`), and both are tested against the
+  published CDNOW summary.
 - One row per customer only: :func:`proxy_value`, a documented spend-rate x activity heuristic.
 
 :func:`summary_from_transactions` measures time in weeks, as the paper does; the model
@@ -129,6 +132,30 @@ def _minimize(
             details={"model": model, "parameters": np.exp(result.x).tolist()},
         )
     return result
+
+
+def parameters_at_limit(
+    params: BGNBDParams | GammaGammaParams, *, margin: float = 1.0
+) -> dict[str, str]:
+    """Fitted parameters at or near the optimiser's limit: name -> ``"upper"`` or ``"lower"``.
+
+    Parameters live in [e^-15, e^15]. One within ``margin`` (in log units; 1 = a factor e) of
+    either end means the likelihood kept improving towards a limiting model - e.g. the BG/NBD's
+    a, b -> inf with a / (a + b) fixed: every customer has the same dropout probability; the
+    Gamma-Gamma's q, v -> inf with v / q fixed: the mean spend per purchase is the same for
+    every customer. On such a ridge the optimiser stops at the bound or somewhere on the way, so
+    the number itself means only "very large" (or "very small"); predictions are those of the
+    limiting model. Callers should say so.
+    """
+    names = ("r", "alpha", "a", "b") if isinstance(params, BGNBDParams) else ("p", "q", "v")
+    found = {}
+    for name in names:
+        log_value = math.log(getattr(params, name))
+        if log_value >= _LOG_BOUND - margin:
+            found[name] = "upper"
+        elif log_value <= -_LOG_BOUND + margin:
+            found[name] = "lower"
+    return found
 
 
 # --- BG/NBD ---------------------------------------------------------------------------------

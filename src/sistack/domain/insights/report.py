@@ -108,7 +108,7 @@ def build_insights(
         max_rows=response_sample,
         fitted=response_fit,
     )
-    val = value.value_insights(features, segment, seg_ids, shape=shape, seed=seed)
+    val = value.value_insights(features, segment, seg_ids, shape=shape, seed=seed, table=table)
     people = {p.segment: p for p in personas.build_personas(profiles, stds)}
 
     all_actions: list[actions_mod.Action] = []
@@ -172,6 +172,7 @@ def build_insights(
         "value_total": val.total,
         "value_basis": val.basis,
         "value_model": val.params,  # fitted BG/NBD and Gamma-Gamma parameters, when used
+        "value_notes": list(val.notes),  # caveats of the 12-month value (e.g. a limiting fit)
         "reference_date": reference_date.isoformat() if reference_date else None,
         "discount": asdict(risk[0]) if risk else None,
         "channels": asdict(mix[0]) if 0 in mix else None,
