@@ -29,6 +29,14 @@ DEFINITIONS = {
 }
 
 
+# What is shown in place of a model, by basis (None: nothing to show), appended to the reason.
+FALLBACKS: dict[str | None, str] = {
+    "observed_response": "The observed response rate is shown instead.",
+    "campaign_acceptance": "Observed campaign acceptance rates are shown instead.",
+    None: "The data has no past campaign columns either, so no response rate is shown.",
+}
+
+
 @dataclass(frozen=True)
 class ResponseInsights:
     expected: dict[int, float]  # segment (0 = all customers) -> expected response rate
@@ -142,6 +150,8 @@ def response_insights(
             expected[seg] = float(entry["expected_rate"])
         out[seg] = entry
 
+    if model is None and reason is not None:
+        reason = f"{reason} {FALLBACKS[basis]}"
     summary: dict[str, Any] = {"available": model is not None, "reason": reason}
     if model is not None:
         summary.update(model.summary())

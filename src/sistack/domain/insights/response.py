@@ -74,8 +74,9 @@ GBM_SETTINGS: dict[str, Any] = {
     "l2_regularization": 1.0,
     "early_stopping": False,
 }
-FALLBACK = "observed campaign acceptance rates are shown instead."
-NO_LABEL = f"The data has no response label; {FALLBACK}"
+# Reasons say why there is no model; what is shown instead depends on the other columns and is
+# added by the caller (``promotion.response_insights``).
+NO_LABEL = "The data has no response label."
 _SCORE_ROWS = 65_536  # rows cleaned and scored at once
 
 
@@ -265,27 +266,27 @@ def _unfit_reason(y: np.ndarray | None, *, folds: int) -> str | None:
         return NO_LABEL
     known = y[~np.isnan(y)]
     if len(known) == 0:
-        return NO_LABEL
+        return "Every value of the response label is missing."
     if not np.isin(known, (0.0, 1.0)).all():
-        return f"The response label has values other than 0 and 1; {FALLBACK}"
+        return "The response label has values other than 0 and 1."
     positives = int(known.sum())
     negatives = len(known) - positives
     if positives == 0 or negatives == 0:
         value = "1 (responded)" if negatives == 0 else "0 (did not respond)"
         return (
             f"Every labelled customer has the same response, {value}; a response model needs "
-            f"responders and non-responders, so {FALLBACK}"
+            "responders and non-responders."
         )
     if len(known) < MIN_LABELLED:
         return (
             f"Only {len(known)} customers have a known response (at least {MIN_LABELLED} are "
-            f"needed to model it); {FALLBACK}"
+            "needed to model it)."
         )
     if min(positives, negatives) < folds:
         who = "responded" if positives < negatives else "did not respond"
         return (
             f"Only {min(positives, negatives)} labelled customers {who} (at least {folds} are "
-            f"needed for {folds}-fold cross-validation); {FALLBACK}"
+            f"needed for {folds}-fold cross-validation)."
         )
     return None
 
