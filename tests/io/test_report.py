@@ -105,8 +105,9 @@ def test_pdf_pages_cover_personas_and_scenarios(run: Run) -> None:
     data = pdf.html_to_pdf(html)
     assert data.startswith(b"%PDF-")
     texts = page_texts(data)
-    # cover + summary + segments at a glance + one page per segment + scenarios + 3 appendices
-    assert len(texts) == 1 + 1 + 1 + len(segments) + 1 + 3
+    # cover + summary + segments at a glance + one page per segment + scenarios + 3 appendices,
+    # the definitions appendix (one for every number of the insights) running over two pages
+    assert len(texts) == 1 + 1 + 1 + len(segments) + 1 + 3 + 1
     cover = squash(texts[0])
     assert docs["run"]["id"] in cover
     assert run.sha256 in cover

@@ -1,13 +1,22 @@
 """Insights end to end: persisted with the run, personas stable, comparison and migrations."""
 
+import datetime as dt
+import json
+from pathlib import Path
+
 import polars as pl
 import pytest
 
 from sistack.config import Settings
-from sistack.demo import generate_customers
+from sistack.demo import generate_customers, generate_transactions
+from sistack.domain.insights.promotion import FALLBACKS
+from sistack.domain.insights.response import NO_LABEL
 from sistack.domain.schema import detect_mapping
 from sistack.service.pipeline import RunConfig, run_pipeline
 from sistack.service.runs import RunService
+from tests.domain.insights.definitions import undefined
+
+CDNOW = Path(__file__).parents[1] / "domain" / "insights" / "data"
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
@@ -46,6 +55,52 @@ def test_without_a_label_no_model_and_a_reason(demo_data):
     # Expected rates fall back to observed campaign acceptance, labelled as such.
     seg = run.insights.segments[0]["response"]
     assert seg["basis"] == "campaign_acceptance"
+    assert model["reason"] == f"{NO_LABEL} {FALLBACKS['campaign_acceptance']}"
+
+
+@pytest.fixture(scope="module")
+def transactions_run():
+    raw, _ = generate_transactions(600, seed=11)
+    return run_pipeline(raw, detect_mapping(raw), RunConfig(k=4, seed=3, stability_resamples=0))
+
+
+def test_transactions_without_label_or_campaigns_say_no_rate_is_shown(transactions_run):
+    model = transactions_run.insights.response_model
+    assert model["available"] is False
+    assert model["reason"] == f"{NO_LABEL} {FALLBACKS[None]}"
+    assert transactions_run.insights.overall["expected_response_rate"] is None
+    assert all(s["response"]["basis"] is None for s in transactions_run.insights.segments)
+
+
+@pytest.mark.parametrize("run", ["result", "transactions_run"])
+def test_every_number_of_insights_json_has_a_definition(run, request):
+    doc = json.loads(json.dumps(request.getfixturevalue(run).insights.to_dict()))
+    definitions = doc.pop("definitions")
+    assert undefined(doc, definitions) == []
+    assert all(text.strip() for text in definitions.values())
+
+
+def test_a_run_on_the_cdnow_transactions_reproduces_the_published_estimates():
+    # Fader, Hardie & Lee (2005): BG/NBD r 0.243, alpha 4.414, a 0.793, b 2.426 (log-likelihood
+    # -9582.4); Gamma-Gamma p 6.25, q 3.74, v 15.44 - on the 39-week calibration period.
+    raw = pl.read_csv(CDNOW / "cdnow_calibration_transactions.csv", infer_schema=False)
+    config = RunConfig(k=3, stability_resamples=0, reference_date=dt.date(1997, 9, 30))
+    run = run_pipeline(raw, detect_mapping(raw), config)
+    overall = run.insights.overall
+    assert overall["value_basis"] == "bgnbd_gamma_gamma"
+    fitted = {**overall["value_model"]["bgnbd"], **overall["value_model"]["gamma_gamma"]}
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    published |= {"p": 6.25, "q": 3.74, "v": 15.44}
+    for name, value in published.items():
+        assert fitted[name] == pytest.approx(value, rel=0.02), name
+    assert overall["value_model"]["bgnbd"]["log_likelihood"] == pytest.approx(-9582.4, abs=0.5)
+    assert overall["value_notes"] == []
+    # The 12-month values of the customers add up to the total, and segments to everyone.
+    scores = run.insights.customer_scores.get_column("value_12m")
+    assert overall["value_total"] == pytest.approx(scores.sum())
+    assert sum(s["value"]["value_12m"]["total"] for s in run.insights.segments) == pytest.approx(
+        overall["value_total"]
+    )
 
 
 def test_segment_numbers_add_up(result):

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 MAX_ACTIONS = 4
 MIN_ACTIONS = 2
 
+DEFINITIONS = {
+    "revenue_at_stake": "A rough size of the revenue an action could move, used to rank actions "
+    "across segments: the revenue exposed to discounts (coupons), a rule's share of the "
+    "segment's revenue (e.g. 25% for a win-back, 10% for loyalty perks), or the expected "
+    "responders x revenue per response (campaign priority). For ranking, not a forecast.",
+}
+
 
 @dataclass(frozen=True)
 class SegmentContext:

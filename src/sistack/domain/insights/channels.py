@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from sistack.domain.profiles import SegmentProfile
 
 PREFIX = "purchases_"
+# Keys follow the fields of ``ChannelMix`` (``channels.shares`` = the ``shares`` of ``channels``).
 DEFINITIONS = {
-    "channel_share": "Share of the segment's purchases made in each channel.",
-    "channel_index": "Channel share in the segment divided by the channel's share overall: "
+    "channels.purchases": "Purchases counted over all channels: the base of the channel shares.",
+    "channels.shares": "Share of the segment's purchases made in each channel.",
+    "channels.index": "Channel share in the segment divided by the channel's share overall: "
     "above 1 the segment over-uses the channel.",
-    "dominant_channel": "The channel with the largest share of the segment's purchases.",
+    "channels.dominant": "The channel with the largest share of the segment's purchases.",
     "web_visits_per_purchase": "Monthly website visits per purchase (a browsing-to-buying ratio).",
 }
 

@@ -19,9 +19,18 @@ from sistack.domain.profiles import SegmentProfile
 WEAK_MATCH = float(np.exp(-1.0))
 KPIS = ("customer_share", "revenue_share", "revenue_index", "avg_revenue")
 
+# Keys follow the fields of a comparison (``quality`` and ``deltas`` of each match).
 DEFINITIONS = {
-    "match_quality": "exp(-d), d = root mean squared difference of the segments' feature means "
-    "in population standard deviations: 1 identical, below 0.37 a weak match.",
+    "quality": "Match quality, exp(-d), d = root mean squared difference of the segments' "
+    "feature means in population standard deviations: 1 identical, below 0.37 a weak match.",
+    "deltas": "Change of each KPI from the reference run to this one for a matched pair of "
+    "segments: this run's customer_share, revenue_share, revenue_index and avg_revenue minus "
+    "the reference run's.",
+    "vanished": "Segments of the reference run with no partner in this run (this run has fewer "
+    "segments).",
+    "new": "Segments of this run with no partner in the reference run (this run has more "
+    "segments).",
+    "shared_customers": "Customers present in both runs (same customer id).",
     "migration": "Customers present in both runs, counted by their segment in each.",
     "ari": "Adjusted Rand index between the two assignments of the shared customers: 1 the same "
     "grouping, about 0 no better than chance.",

@@ -23,6 +23,15 @@ DEFINITIONS = {
     "deal_dependent_share": f"Share of customers in the high tier (deal share >= {HIGH_MIN:.0%}).",
     "revenue_exposed": "Revenue of deal-dependent customers: what is at risk if discounts are "
     "withdrawn.",
+    "revenue_exposed_share": "Revenue exposed as a share of the revenue of the segment (overall: "
+    "of all revenue).",
+    "mean_deal_share": "Average of the customers' deal shares.",
+    "median_deal_share": "Median of the customers' deal shares: half the customers buy on a deal "
+    "more often than this.",
+    "p75_deal_share": "75th percentile of the customers' deal shares: a quarter of the customers "
+    "buy on a deal more often than this.",
+    "tier_counts": "Customers in each discount dependency tier (low, medium, high; see risk_tier).",
+    "histogram": "Customers per tenth of deal share: 0-10%, 10-20%, ..., 90-100%.",
 }
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from sistack.domain.profiles import SegmentProfile
 
 DEFINITIONS = {
+    "customers": "Number of customers (in the segment, or in the whole run).",
+    "revenue": "What the customers spent over the period in the data (net of returns).",
     "customer_share": "Share of all customers who are in the segment.",
     "revenue_share": "Share of all revenue that the segment's customers brought.",
     "revenue_index": "Revenue share divided by customer share: above 1 the segment brings more "

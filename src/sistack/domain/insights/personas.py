@@ -37,8 +37,11 @@ TIERS = ((1.5, "Premium"), (1.1, "High-value"), (0.8, "Mid-value"), (0.0, "Low-v
 DEFINITIONS = {
     "value_tier": "From the revenue index: Premium >= 1.5, High-value >= 1.1, Mid-value >= 0.8, "
     "Low-value below.",
-    "trait_z": "Difference between the segment's mean and the population mean, in population "
+    "traits.z": "Difference between the segment's mean and the population mean, in population "
     "standard deviations.",
+    "traits.segment_mean": "The segment's mean of the trait's feature.",
+    "traits.population_mean": "The mean of the trait's feature over all customers.",
+    "traits.ratio": "Segment mean divided by the population mean: 2 = twice the average.",
 }
 
 

@@ -16,16 +16,47 @@ import polars as pl
 
 from sistack.domain.insights import response as model_mod
 
+# Keys follow the fields they define: ``expected_rate``, ``observed`` and ``campaigns`` of each
+# segment's ``response``; ``response_rate`` and ``expected_response_rate`` of ``overall``; the
+# rest of the response model's summary (``calibration.count`` = ``count`` in ``calibration``).
 DEFINITIONS = {
-    "expected_response_rate": "Expected share of the segment that responds to the next campaign: "
-    "the mean calibrated probability of the response model, or an observed rate when no model "
-    "could be fitted (see 'basis').",
-    "observed_response_rate": "Share of customers with a known response label who responded, "
-    "with a 95% Wilson interval.",
-    "campaign_acceptance": "Share of customers who accepted each past campaign, with a 95% "
-    "Wilson interval; 'any' = accepted at least one.",
-    "cv_auc": "Area under the ROC curve in 5-fold cross-validation: 0.5 is chance, 1 perfect.",
+    "expected_rate": "Expected share of the segment that responds to the next campaign: the mean "
+    "calibrated probability of the response model, or an observed rate when no model could be "
+    "fitted (see 'basis').",
+    "expected_responders": "Expected number of responders in the segment: the sum of the "
+    "customers' response probabilities (without a model: the observed rate x customers).",
+    "observed": "Observed response: successes (customers who responded) out of trials (customers "
+    "with a known response label), their rate and its 95% Wilson interval (low, high).",
+    "campaigns.interval": "Acceptance of one past campaign: successes (customers who accepted) "
+    "out of trials (customers whose value is known), their rate and its 95% Wilson interval; "
+    "'any_campaign' = accepted at least one.",
+    "response_rate": "Share of all customers with a known response label who responded (the "
+    "observed rate of the whole run).",
+    "expected_response_rate": "Expected share of all customers who respond to the next campaign "
+    "(the expected_rate of the whole run).",
+    "auc_mean": "Area under the ROC curve, mean over the cross-validation folds: 0.5 is chance, "
+    "1 perfect.",
+    "auc_std": "Standard deviation of the ROC AUC over the folds: how much it depends on the "
+    "split.",
+    "fold_auc": "ROC AUC on each cross-validation fold.",
+    "folds": "Number of cross-validation folds.",
+    "labelled_rows": "Customers with a known response label.",
+    "rows_used": "Labelled customers the model was fitted on (a deterministic sample when there "
+    "are more).",
+    "base_rate": "Share of responders among the customers the model was fitted on.",
     "brier": "Mean squared error of the calibrated probabilities (lower is better).",
+    "brier_base_rate": "Brier score of predicting the base rate for everyone: the model adds "
+    "information when its Brier score is lower.",
+    "calibration.mean_predicted": "Mean calibrated probability of the customers in the bin (bins "
+    "of equal size by predicted probability).",
+    "calibration.observed_rate": "Share of the customers in the bin who responded: close to "
+    "mean_predicted when the probabilities are calibrated.",
+    "calibration.count": "Customers in the bin.",
+    "drivers.importance": "How much the feature moves the model: the absolute standardised "
+    "coefficient (logistic regression) or the mean drop in ROC AUC when the feature is shuffled "
+    "(gradient boosting); see driver_measure.",
+    "drivers.direction": "+1 when a higher value makes a response more likely, -1 less likely, "
+    "0 no clear direction.",
 }
 
 

@@ -2,8 +2,15 @@
 
 Input: the run's features, the validated customer table, the segment of every customer and the
 segment profiles. Output: an :class:`Insights` value that is persisted as ``insights.json`` and
-served as is; nothing here is recomputed per request. Every metric has a plain-language
-definition in ``definitions``.
+served as is; nothing here is recomputed per request.
+
+Every number has a plain-language definition in ``definitions``, found by its key: under
+``"<parent>.<key>"`` when a bare key would be ambiguous (``value_12m.p90``, ``channels.shares``),
+else under ``"<key>"``. A number inside a map keyed by data values (a channel, a category, a
+feature, a tier, a KPI: ``shares``, ``index``, ``category_mix``, ``population_std``,
+``tier_counts``) or inside a rate interval (``observed``, ``interval``) is defined by that map or
+interval. Segment ids and the fitted models' parameters (``overall.value_model``,
+``response_model.params``) are structure, not metrics.
 """
 
 from __future__ import annotations
@@ -19,15 +26,29 @@ from sistack.domain.insights import actions as actions_mod
 from sistack.domain.insights import channels, discount, kpis, personas, promotion, value
 from sistack.domain.profiles import SegmentProfile, finite_std
 
-BEHAVIOUR = (
-    "recency_days",
-    "frequency",
-    "monetary",
-    "avg_order_value",
-    "tenure_days",
-    "variety",
-    "inter_purchase_days",
-)
+# Behaviour metrics: segment means of these features (those the run has).
+BEHAVIOUR = {
+    "recency_days": "Days since the last purchase, averaged over the segment's customers.",
+    "frequency": "Purchases per customer over the period in the data (segment mean).",
+    "monetary": "Spend per customer over the period in the data (segment mean).",
+    "avg_order_value": "Spend per purchase, averaged over the segment's customers.",
+    "tenure_days": "Days from becoming a customer (or the first purchase) to the reference "
+    "date, averaged over the segment's customers.",
+    "variety": "Share of the product categories a customer bought from, averaged over the "
+    "segment's customers.",
+    "inter_purchase_days": "Average days between consecutive purchases (one purchase only: the "
+    "days since it), averaged over the segment's customers.",
+}
+DEFINITIONS = {
+    **BEHAVIOUR,
+    "category_mix": "Share of a customer's spend on each product category, averaged over the "
+    "segment's customers (a customer without spend counts as 0).",
+    "stability": "Mean Jaccard similarity between the segment and its best match when the model "
+    "is refitted on bootstrap resamples: above about 0.75 the segment is stable, below 0.5 it "
+    "dissolves.",
+    "population_std": "Standard deviation of each feature over all customers: the unit of the "
+    "persona traits' z and of the segment matching between runs.",
+}
 
 
 @dataclass(frozen=True)
@@ -185,6 +206,8 @@ def build_insights(
         **personas.DEFINITIONS,
         **promotion.DEFINITIONS,
         **value.DEFINITIONS,
+        **actions_mod.DEFINITIONS,
+        **DEFINITIONS,
     }
     scores = pl.DataFrame(
         {
