@@ -49,6 +49,7 @@ DEFINITIONS = {
     "population_std": "Standard deviation of each feature over all customers: the unit of the "
     "persona traits' z and of the segment matching between runs.",
 }
+TOP_ACTIONS = 3  # actions named in the decision banner
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def build_insights(
                 "actions": [asdict(a) for a in recommended],
             }
         )
-    top = tuple(actions_mod.rank(all_actions))
+    top = tuple(actions_mod.rank(all_actions, top=TOP_ACTIONS))
     overall = {
         "customers": population.customers,
         "revenue": population.revenue,
@@ -250,7 +251,9 @@ def decision_banner(
     risk: dict[int, discount.DiscountRisk],
     top: tuple[actions_mod.Action, ...],
 ) -> str:
-    """One sentence from the strongest findings: the top segment, exposure and the top action."""
+    """One sentence from the strongest findings: the segment with the highest revenue index
+    (the lower id on a tie), the revenue that depends on discounts, and the top actions (at most
+    ``TOP_ACTIONS``, in the order given: largest revenue at stake first)."""
     best = max(profiles[1:], key=lambda p: (contrib[p.segment].revenue_index, -p.segment))
     parts = [
         f"{people[best.segment].name} (segment {best.segment}) is {best.customer_share:.0%} of "
@@ -258,6 +261,12 @@ def decision_banner(
     ]
     if risk and risk[0].revenue_exposed_share == risk[0].revenue_exposed_share:
         parts.append(f"{risk[0].revenue_exposed_share:.0%} of revenue depends on discounts")
-    if top:
-        parts.append(f"first move: {top[0].title.lower()} (segment {top[0].segment})")
+    moves = top[:TOP_ACTIONS]
+    if moves:
+        listed = "; ".join(
+            f"({i}) {a.title[:1].lower()}{a.title[1:]} (segment {a.segment})"
+            for i, a in enumerate(moves, start=1)
+        )
+        what = f"top {len(moves)} moves" if len(moves) > 1 else "top move"
+        parts.append(f"{what} by revenue at stake: {listed}")
     return "; ".join(parts) + "."
