@@ -1,11 +1,14 @@
 """Contribution, discount risk, channels, personas, actions and comparison: hand-worked numbers."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
 from sistack.domain.insights import actions, channels, compare, discount, kpis, personas
 from sistack.domain.profiles import SegmentProfile
+from tests.domain.insights.definitions import undefined
 
 
 def profile(segment, customers, revenue, total_customers, total_revenue, means, sums=None):
@@ -203,3 +206,82 @@ def test_compare_swapped_labels_and_migration():
     deltas = {m.segment_a: m.deltas for m in result.matches}
     assert_allclose(deltas[1]["customer_share"], 0.0, atol=1e-12)
     assert result.ari < 1.0
+
+
+def relabel(p, segment):
+    return SegmentProfile(**{**p.to_dict(), "segment": segment})
+
+
+def test_persona_names_follow_the_statistics_not_the_labels():
+    stds = {"monetary": 100.0, "deal_share": 0.3}
+    names = {p.segment: p.name for p in personas.build_personas(PROFILES, stds)}
+    # Swap the labels: the same statistics get the same names under their new numbers.
+    swapped = (PROFILES[0], relabel(PROFILES[2], 1), relabel(PROFILES[1], 2))
+    again = {p.segment: p.name for p in personas.build_personas(swapped, stds)}
+    assert again == {1: names[2], 2: names[1]}
+    # Scale segment 2's deal share by 0.1: 0.0575, z = (0.0575 - 0.4) / 0.3 = -1.14, so it is no
+    # longer deal-seeking but full-price; segment 1's name does not move.
+    cheaper = profile(2, 4, 200.0, 6, 1000.0, {"monetary": 50.0, "deal_share": 0.0575})
+    changed = {
+        p.segment: p.name
+        for p in personas.build_personas((PROFILES[0], PROFILES[1], cheaper), stds)
+    }
+    assert names == {1: "Premium: Full-price", 2: "Low-value: Deal-seeking"}
+    assert changed == {1: "Premium: Full-price", 2: "Low-value: Full-price"}
+
+
+def test_compare_with_a_new_segment():
+    stds = {"monetary": 100.0, "deal_share": 0.3}
+    b = (
+        profile(0, 6, 1200.0, 6, 1200.0, {"monetary": 200.0, "deal_share": 0.4}),
+        profile(1, 2, 800.0, 6, 1200.0, {"monetary": 400.0, "deal_share": 0.05}),
+        profile(2, 3, 150.0, 6, 1200.0, {"monetary": 60.0, "deal_share": 0.545}),
+        profile(3, 1, 250.0, 6, 1200.0, {"monetary": 250.0, "deal_share": 0.9}),
+    )
+    moved = np.array([1, 1, 2, 2, 3, 2])  # customer 4 went to the new segment 3
+    result = compare.compare_runs(PROFILES, b, stds=stds, shared=(SEGMENT, moved))
+    assert [(m.segment_a, m.segment_b) for m in result.matches] == [(1, 1), (2, 2)]
+    assert result.new == (3,) and result.vanished == ()
+    # A2 -> B2: differences 10 / 100 = 0.1 and 0.03 / 0.3 = 0.1 standard deviations, so
+    # d = sqrt((0.01 + 0.01) / 2) = 0.1 and quality exp(-0.1).
+    quality = {m.segment_a: m.quality for m in result.matches}
+    assert quality[1] == pytest.approx(1.0)
+    assert quality[2] == pytest.approx(np.exp(-0.1))
+    assert not any(m.weak for m in result.matches)
+    # KPI deltas B2 - A2: customer share 3/6 - 4/6, revenue share 150/1200 - 200/1000, revenue
+    # index 0.125/0.5 - 0.2/(4/6) = 0.25 - 0.3, revenue per customer 50 - 50.
+    deltas = {m.segment_a: m.deltas for m in result.matches}[2]
+    assert deltas["customer_share"] == pytest.approx(-1 / 6)
+    assert deltas["revenue_share"] == pytest.approx(-0.075)
+    assert deltas["revenue_index"] == pytest.approx(-0.05)
+    assert deltas["avg_revenue"] == pytest.approx(0.0)
+    # Two rows (segments of A) by three columns (segments of B).
+    assert result.migration == ((2, 0, 0), (0, 3, 1))
+    assert result.shared_customers == 6
+
+    reverse = compare.compare_runs(b, PROFILES, stds=stds, shared=(moved, SEGMENT))
+    assert reverse.vanished == (3,) and reverse.new == ()
+    assert reverse.migration == ((2, 0), (0, 3), (0, 1))
+
+
+def test_compare_flags_a_weak_match():
+    stds = {"monetary": 100.0, "deal_share": 0.3}
+    b = (
+        PROFILES[0],
+        profile(1, 2, 800.0, 6, 1000.0, {"monetary": 400.0, "deal_share": 0.05}),
+        profile(2, 4, 200.0, 6, 1000.0, {"monetary": 250.0, "deal_share": 0.9}),
+    )
+    result = compare.compare_runs(PROFILES, b, stds=stds)
+    # A2 (50, 0.575) -> B2 (250, 0.9): 2 and 0.325 / 0.3 = 1.083 standard deviations, so
+    # d = sqrt((4 + 1.1736) / 2) = 1.6084 and quality exp(-1.6084) = 0.200 < exp(-1).
+    match = {m.segment_a: m for m in result.matches}
+    assert match[2].segment_b == 2
+    assert match[2].quality == pytest.approx(np.exp(-np.sqrt((4 + (0.325 / 0.3) ** 2) / 2)))
+    assert match[2].weak and not match[1].weak
+    assert result.migration is None and result.ari is None and result.shared_customers == 0
+
+
+def test_every_number_of_a_comparison_has_a_definition():
+    stds = {"monetary": 100.0, "deal_share": 0.3}
+    result = compare.compare_runs(PROFILES, PROFILES, stds=stds, shared=(SEGMENT, SEGMENT))
+    assert undefined(asdict(result), compare.DEFINITIONS) == []
