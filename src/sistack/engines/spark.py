@@ -34,6 +34,7 @@ from pyspark.mllib.util import MLUtils
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
 from sistack.domain.features import FeatureMatrix, build_features
 from sistack.domain.profiles import SegmentProfile, profiles_from_rows, summable
@@ -468,6 +469,13 @@ def transactions_per_customer(
         aggs.append(money(F.col("category") == cat).alias(f"spend_{cat}"))
     if "response" in tx.columns:
         aggs.append(F.max("response").alias("response"))
+    # The value model's inputs: purchase days, and the spend on the days after the first.
+    first_day = F.min("date").over(Window.partitionBy("customer_id"))
+    tx = tx.withColumn("_later", F.col("date") > first_day)
+    aggs += [
+        F.count_distinct("date").alias("purchase_days"),
+        money(F.col("_later")).alias("repeat_revenue"),
+    ]
     ref = F.lit(reference)
     grouped = tx.groupBy("customer_id").agg(*aggs)
     grouped = grouped.withColumn("recency_days", F.datediff(ref, "last_date")).withColumn(
