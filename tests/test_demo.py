@@ -285,13 +285,19 @@ def test_first_order_id_is_honoured() -> None:
     assert data["order_id"][0] == "O123456789"
 
 
-# Mean orders per customer = planted ``orders`` (1 + Poisson(orders - 1)); channel share =
-# (30 * mix + 0.05) / 30.2 (Dirichlet smoothing); promo share = E[Beta(a, b)].
+# Orders per customer = 3 + Poisson((orders - 3) x activity), activity ~ Gamma(6, 1/6): mean =
+# planted ``orders``, variance = (orders - 3) + (orders - 3)^2 / 6 (lapsed: 1 + 1/6); channel
+# share = (30 * mix + 0.05) / 30.2 (Dirichlet smoothing); promo share = E[Beta(a, b)].
+PER_CUSTOMER = pl.col("customer_id").value_counts().struct.field("count")
+
+
 @pytest.mark.parametrize(
     ("segment", "value", "expected", "tolerance"),
     [
         ("affluent_loyal", pl.len() / pl.col("customer_id").n_unique(), 18.0, 1.2),
         ("lapsed", pl.len() / pl.col("customer_id").n_unique(), 4.0, 0.3),
+        ("lapsed", PER_CUSTOMER.var(), 7 / 6, 0.25),
+        ("catalog_enthusiasts", PER_CUSTOMER.var(), 9 + 81 / 6, 5.0),
         ("catalog_enthusiasts", (pl.col("channel") == "catalog").mean(), 21.65 / 30.2, 0.03),
         ("new_web_first", (pl.col("channel") == "app").mean(), 17.45 / 30.2, 0.03),
         ("deal_seeking_families", pl.col("promo").mean(), 12 / 22, 0.03),
@@ -303,6 +309,16 @@ def test_planted_order_behaviour(
 ) -> None:
     got = orders.filter(pl.col("segment") == segment).select(value).item()
     assert_allclose(got, expected, atol=tolerance, err_msg=segment)
+
+
+def test_every_customer_has_at_least_three_orders(orders: pl.DataFrame) -> None:
+    per_customer = orders.group_by("customer_id", "segment").len()
+    assert demo.MIN_ORDERS == 3
+    assert per_customer["len"].min() == 3
+    # Lapsed customers have 3 + Poisson(activity) orders: exactly three with probability
+    # E[exp(-activity)] = (1 + 1/6)^-6 = 0.397 for activity ~ Gamma(6, 1/6).
+    lapsed = per_customer.filter(pl.col("segment") == "lapsed")
+    assert_allclose((lapsed["len"] == 3).mean(), (7 / 6) ** -6, atol=0.06)
 
 
 def test_about_ten_orders_per_customer_and_lapsed_are_not_recent(orders: pl.DataFrame) -> None:

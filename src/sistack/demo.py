@@ -7,7 +7,7 @@ segments again) and the benchmarks (up to ten million rows). Two layouts are pro
   personality analysis" marketing file (dd-mm-yyyy signup dates, ~1% empty incomes, a few
   implausible birth years, constant ``Z_CostContact``/``Z_Revenue``);
 * ``transactions``: one row per order (customer, date, channel, category, amount, promo,
-  discount), about ten orders per customer.
+  discount), about ten orders per customer and at least :data:`MIN_ORDERS` each.
 
 Every draw comes from an explicit ``np.random.Generator``; there is no wall clock and no global
 random state. Large files are written chunk by chunk: chunk ``i`` draws from
@@ -63,6 +63,14 @@ _ORDER_DAYS = 729  # 2022-01-01 .. 2023-12-31, the last day always occurs
 _CATEGORY_PRICE = np.array([1.3, 0.5, 1.1, 0.9, 0.5, 1.6])  # order value relative to the mean
 _CAMPAIGN_FACTOR = np.array([1.0, 1.0, 1.0, 1.0, 0.2])  # Cmp3, 4, 5, 1, 2: Cmp2 is rarely taken
 _RESPONSE_INTERCEPT = -3.3  # calibrated so that about 15% of customers respond
+# Per-customer gamma "activity" (mean 1, CV 0.41) scaling purchase counts, in both layouts.
+_ACTIVITY_SHAPE = 6.0
+# Every customer of the transaction layout is a repeat customer. With one or two orders, a
+# customer's channel and category shares, deal share and time between orders each rest on one
+# or two events (all-or-nothing shares; a "mean gap" that is one gap, or the time since the only
+# order), so such customers resemble each other whatever their segment and gather in a cluster
+# that is not planted. Order-level analyses commonly set them aside for the same reason.
+MIN_ORDERS = 3
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ class _Profile:
     visits: float  # mean web visits per month
     campaign: float  # probability of accepting each campaign
     response: float  # segment term of the response logit
-    orders: float  # mean orders over the two transaction years
+    orders: float  # mean orders over the two transaction years (at least MIN_ORDERS)
     last_gap: tuple[int, int]  # days from the last order to 2023-12-31 (transaction layout)
     channels: tuple[float, float, float, float]  # order channel mix, in CHANNELS order
     education: tuple[float, ...]  # in EDUCATION order
@@ -212,7 +220,7 @@ def _customers(
 
     # Purchase counts share one gamma "activity" per customer (negative binomial counts, and
     # busy customers are busy in every channel); deals are a subset of the purchases.
-    activity = rng.gamma(6.0, 1 / 6.0, n)
+    activity = rng.gamma(_ACTIVITY_SHAPE, 1 / _ACTIVITY_SHAPE, n)
     rates = _param("purchases")[seg]
     counts = rng.poisson(rates * activity[:, None])
     none = counts.sum(axis=1) == 0
@@ -255,8 +263,8 @@ def _transactions(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     seg = _segments(rng, n)
     ids = np.arange(start_id, start_id + n, dtype=np.int64)
-    activity = rng.gamma(4.0, 1 / 4.0, n)
-    n_orders = 1 + rng.poisson((_param("orders")[seg] - 1) * activity)
+    activity = rng.gamma(_ACTIVITY_SHAPE, 1 / _ACTIVITY_SHAPE, n)
+    n_orders = MIN_ORDERS + rng.poisson((_param("orders")[seg] - MIN_ORDERS) * activity)
     t_lo, t_hi = _param("tenure").T
     first = np.round((t_lo[seg] + (t_hi[seg] - t_lo[seg]) * rng.random(n)) * _ORDER_DAYS)
     gap_lo, gap_hi = _param("last_gap").T.astype(np.int64)
@@ -328,13 +336,14 @@ def generate_customers(
 def generate_transactions(
     n_customers: int, *, seed: int = 42, start_id: int = 1, first_order_id: int = 1
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Generate the orders of ``n_customers`` customers (about ten each), one row per order.
+    """Generate the orders of ``n_customers`` customers (about ten each, at least
+    :data:`MIN_ORDERS`), one row per order.
 
     ``amount`` is what the customer paid; ``discount`` is the amount taken off by a promotion
     (0 when ``promo`` is 0). Rows are sorted by customer, then date.
 
     Args:
-        n_customers: Number of customers; every customer has at least one order.
+        n_customers: Number of customers; each has at least :data:`MIN_ORDERS` orders.
         seed: Non-negative seed; draws come from ``SeedSequence([seed, 0])``.
         start_id: ``customer_id`` of the first customer.
         first_order_id: Number of the first order (``"O00000001"`` for 1); lets a caller that

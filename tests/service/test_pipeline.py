@@ -30,23 +30,27 @@ def test_planted_segments_recovered_with_automatic_k(seed):
     assert ari >= 0.9
 
 
-def test_transactions_pipeline_recovers_segments():
-    data, truth = generate_transactions(1500, seed=3)
+@pytest.mark.parametrize(("customers", "seed"), [(1000, 3), (5000, 42), (5000, 7)])
+def test_planted_transaction_segments_recovered_with_automatic_k(customers, seed):
+    """Order-level data at the default settings: five segments found, ARI >= 0.9 (measured
+    0.964, 0.954, 0.957), and the customer-value model fitted on the same aggregation."""
+    data, truth = generate_transactions(customers, seed=seed)
     raw = _as_text(data)
     mapping = detect_mapping(raw)
     assert mapping.shape == "transactions"
-    result = run_pipeline(raw, mapping, RunConfig(k=5, stability_resamples=2))
+    result = run_pipeline(raw, mapping, RunConfig(seed=seed, stability_resamples=2))
+    assert result.model.n_segments_ == 5
     joined = result.assignments.join(
         truth.with_columns(pl.col("customer_id").cast(pl.String)), on="customer_id"
     )
-    assert joined.height == 1500
+    assert joined.height == customers
     ari = adjusted_rand_score(joined.get_column("true_segment"), joined.get_column("segment"))
-    assert ari >= 0.8
+    assert ari >= 0.9
     overall = result.insights.overall
     assert overall["value_basis"] == "bgnbd_gamma_gamma"
     fitted = overall["value_model"]["bgnbd"]
     assert all(fitted[p] > 0 for p in ("r", "alpha", "a", "b"))
-    assert fitted["n"] == 1500
+    assert fitted["n"] == customers
 
 
 def test_revenue_order_and_profile_sums():
