@@ -207,28 +207,27 @@ def per_customer_table(
     a caller aggregating part of the rows at a time passes those of all the rows.
     """
     levels = levels or {}
+    # Orders are counted on rows first: when no order of a customer spans two rows (the usual
+    # file: one row per order, or no order id at all), that is the count of distinct orders,
+    # for a fraction of the cost of a set of order ids per customer and channel. Only when some
+    # order spans rows are those counts made again with the sets. Same numbers either way.
+    counted: list[tuple[str, pl.Expr]] = [("deal_purchases", pl.col("deal"))]
+    if "channel" in tx.columns:
+        channels = levels.get("channel") or tx.get_column("channel").unique().sort().to_list()
+        counted += [(f"purchases_{ch}", pl.col("channel") == ch) for ch in channels]
     aggs: list[pl.Expr] = [
         pl.col("date").min().alias("signup_date"),
         pl.col("date").max().alias("last_date"),
         pl.col("order").n_unique().alias("orders"),
+        pl.len().alias("_rows"),
         (pl.col("cents").sum().clip(lower_bound=0) / 100).alias("revenue"),
-        pl.col("order").filter(pl.col("deal")).n_unique().alias("deal_purchases"),
+        *(where.sum().cast(pl.UInt32).alias(name) for name, where in counted),
     ]
-    if "channel" in tx.columns:
-        channels = levels.get("channel") or tx.get_column("channel").unique().sort().to_list()
-        for ch in channels:
-            aggs.append(
-                pl.col("order").filter(pl.col("channel") == ch).n_unique().alias(f"purchases_{ch}")
-            )
     if "category" in tx.columns:
         categories = levels.get("category") or tx.get_column("category").unique().sort().to_list()
         for cat in categories:
-            aggs.append(
-                (
-                    pl.col("cents").filter(pl.col("category") == cat).sum().clip(lower_bound=0)
-                    / 100
-                ).alias(f"spend_{cat}")
-            )
+            spend = pl.when(pl.col("category") == cat).then(pl.col("cents")).otherwise(0).sum()
+            aggs.append((spend.clip(lower_bound=0) / 100).alias(f"spend_{cat}"))
     if "response" in tx.columns:
         aggs.append(pl.col("response").max().alias("response"))
     # The value model's inputs come last, so the columns above keep their order.
@@ -241,11 +240,15 @@ def per_customer_table(
     ]
     # Money is summed as integer cents: exact, so a multi-threaded group-by gives the same bits
     # in every run whatever order it adds the partial sums in.
+    rows = tx.lazy().with_columns(cents=(pl.col("amount") * 100).round().cast(pl.Int64))
+    out = rows.group_by("customer_id").agg(aggs).sort("customer_id").collect()
+    if (out.get_column("orders") != out.get_column("_rows")).any():
+        sets = [pl.col("order").filter(where).n_unique().alias(n) for n, where in counted]
+        exact = rows.group_by("customer_id").agg(sets).sort("customer_id").collect()
+        out = out.with_columns(exact.drop("customer_id"))
     out = (
-        tx.lazy()
-        .with_columns(cents=(pl.col("amount") * 100).round().cast(pl.Int64))
-        .group_by("customer_id")
-        .agg(aggs)
+        out.lazy()
+        .drop("_rows")
         .with_columns(
             recency_days=(pl.lit(reference) - pl.col("last_date")).dt.total_days(),
             # One purchase: the mean gap is unknown; the time since that purchase is a lower bound.
@@ -257,7 +260,6 @@ def per_customer_table(
             .otherwise((pl.lit(reference) - pl.col("signup_date")).dt.total_days()),
         )
         .drop("last_date")
-        .sort("customer_id")
         .collect()
     )
     numeric = [c for c in out.columns if c not in ("customer_id", "signup_date")]
