@@ -94,8 +94,15 @@ def fit_response(
     """Fit the response model (or say why not); independent of the segmentation, so a caller
     may run it concurrently with it."""
     names = [c for c in features.columns if c != "customer_id"]
-    X = features.select(names).to_numpy().astype(np.float64)
-    return model_mod.maybe_fit_response_model(X, _label(table), names, seed=seed, max_rows=max_rows)
+
+    def rows_of(rows: np.ndarray) -> np.ndarray:  # the labelled sample only, never all rows
+        # Row-major, as a row selection of the whole matrix is: the fits' last bits depend on
+        # the memory layout.
+        return np.ascontiguousarray(features.select(names)[rows].to_numpy(), dtype=np.float64)
+
+    return model_mod.maybe_fit_response_rows(
+        rows_of, _label(table), names, seed=seed, max_rows=max_rows
+    )
 
 
 PREDICT_ROWS = 500_000  # customers converted to a matrix and scored at once

@@ -25,7 +25,7 @@ fits and holds the model (and re-exports both, the names its callers have always
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -308,6 +308,11 @@ def _check_inputs(
         raise ValueError(f"X has {len(data)} rows but y has {len(labels)}")
     if data.shape[1] != len(feature_names):
         raise ValueError(f"X has {data.shape[1]} columns but {len(feature_names)} feature names")
+    _check_params(folds=folds, max_rows=max_rows, candidates=candidates)
+    return data, labels
+
+
+def _check_params(*, folds: int, max_rows: int, candidates: Sequence[str]) -> None:
     if folds < 2:
         raise ValueError("folds must be at least 2")
     if max_rows < MIN_LABELLED:
@@ -315,7 +320,6 @@ def _check_inputs(
     unknown = set(candidates) - set(CANDIDATES)
     if not candidates or unknown:
         raise ValueError(f"candidates must be a non-empty subset of {CANDIDATES}")
-    return data, labels
 
 
 def maybe_fit_response_model(
@@ -337,6 +341,36 @@ def maybe_fit_response_model(
     data, labels = _check_inputs(
         X, y, feature_names, folds=folds, max_rows=max_rows, candidates=candidates
     )
+    return maybe_fit_response_rows(
+        lambda rows: data[rows],
+        labels,
+        feature_names,
+        seed=seed,
+        folds=folds,
+        max_rows=max_rows,
+        candidates=candidates,
+    )
+
+
+def maybe_fit_response_rows(
+    rows_of: Callable[[np.ndarray], np.ndarray],
+    y: np.ndarray | None,
+    feature_names: Sequence[str],
+    *,
+    seed: int,
+    folds: int = 5,
+    max_rows: int = 50_000,
+    candidates: Sequence[str] = CANDIDATES,
+) -> tuple[ResponseModel | None, str | None]:
+    """``maybe_fit_response_model`` for customers too many to hold every feature of at once.
+
+    ``rows_of(rows)`` returns the features (customers x ``feature_names``) of the customers
+    at the sorted positions ``rows`` only: just the labelled sample is ever built (10M
+    customers x 30 features would be 2.4 GB), and the model is the same as from the whole
+    matrix.
+    """
+    _check_params(folds=folds, max_rows=max_rows, candidates=candidates)
+    labels = None if y is None else np.asarray(y, dtype=np.float64).ravel()
     reason = _unfit_reason(labels, folds=folds)
     if reason is None and labels is not None:
         # The sample, not the whole label, has to carry enough of each class.
@@ -345,7 +379,7 @@ def maybe_fit_response_model(
         return None, reason
     assert labels is not None
     return _fit(
-        data,
+        rows_of,
         labels,
         list(feature_names),
         seed=seed,
@@ -386,7 +420,7 @@ def fit_response_model(
     )
     assert labels is not None
     return _fit(
-        data,
+        lambda rows: data[rows],
         labels,
         feature_names,
         seed=seed,
@@ -397,7 +431,7 @@ def fit_response_model(
 
 
 def _fit(
-    data: np.ndarray,
+    rows_of: Callable[[np.ndarray], np.ndarray],
     labels: np.ndarray,
     feature_names: list[str],
     *,
@@ -415,7 +449,7 @@ def _fit(
     # cores: 2 OpenMP threads were 5-10x slower than 1).
     with threadpool_limits(limits=1):
         model = _fit_sample(
-            _clean(data[rows]),
+            _clean(np.asarray(rows_of(rows), dtype=np.float64)),
             labels[rows].astype(np.int64),
             feature_names,
             labelled_rows=int((~np.isnan(labels)).sum()),
