@@ -102,16 +102,3 @@ def test_streamed_errors_name_the_column_and_rows(tmp_path):
         svc.close()
     assert done.error_code == "non_numeric_values"
     assert "Column 'Income' has 2 values that are not numbers (rows 7, 31" in done.error_message
-
-
-def test_response_model_fitted_after_the_segmentation_gives_the_same_run(tmp_path, monkeypatch):
-    """Large tables fit the response model after the segmentation (memory); same results."""
-    data, _ = generate_customers(600, seed=4)  # with the Response label: the model is fitted
-    path = tmp_path / "labelled.csv"
-    data.write_csv(path)
-    concurrent, _ = _run(tmp_path / "concurrent", path)
-    monkeypatch.setattr(pipeline, "CONCURRENT_RESPONSE_ROWS", 0)
-    after, _ = _run(tmp_path / "after", path)
-    for name in COMPARED:
-        if name in concurrent["artifacts"]:
-            assert after["artifacts"][name]["sha256"] == concurrent["artifacts"][name]["sha256"]

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,8 +139,6 @@ def prepare(
 
 # Transaction rows aggregated in memory at once by the streaming path (one partition's worth).
 ROWS_PER_PART = 8_000_000
-# Customers up to which the response model is fitted during the segmentation (see ``_run``).
-CONCURRENT_RESPONSE_ROWS = 2_000_000
 
 
 def prepare_streamed(
@@ -247,19 +244,17 @@ def _run(
         )
     X = model_matrix(features, names)
     log_cols = [j for j, name in enumerate(names) if features_log(features, name)]
-    # The response model needs features and labels only: fit it on a second thread while the
-    # segmentation (single-threaded k-means, for reproducible bits) runs on this one. On a large
-    # table it is fitted after the segmentation and before the profiles instead: its matrix of
-    # every feature (1.6 GB for 10M customers) would otherwise coincide with theirs.
+    # The response model needs features and labels only (of its labelled sample): fit it on a
+    # second thread while the segmentation (single-threaded k-means, for reproducible bits)
+    # runs on this one.
     background = ThreadPoolExecutor(1)
-    fit = partial(
+    response_fit = background.submit(
         fit_response,
         features.frame,
         customers.table,
         seed=config.seed,
         max_rows=config.response_sample,
     )
-    response_fit = background.submit(fit) if n <= CONCURRENT_RESPONSE_ROWS else None
     lap("features")
 
     report("scale", 35)
@@ -287,9 +282,6 @@ def _run(
     stab_idx = sample_indices(n, config.stability_sample, seed=config.seed + 4)
     X_stab = X[stab_idx]
     del X
-    if response_fit is None:
-        response_fit = background.submit(fit)
-        response_fit.result()  # done (and its matrix freed) before the profiles start
     lap("segment")
 
     report("stability", 75)
