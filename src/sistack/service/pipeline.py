@@ -37,6 +37,7 @@ from sistack.errors import InputError
 from sistack.io.spill import spill_to
 
 Progress = Callable[[str, int], None]
+TableReady = Callable[[str, pl.DataFrame], None]
 
 
 class RunConfig(BaseModel):
@@ -174,15 +175,18 @@ def run_pipeline(
     *,
     progress: Progress | None = None,
     engine: Engine | None = None,
+    on_table: TableReady | None = None,
 ) -> PipelineResult:
     """Validate -> features -> scale -> choose k and fit -> stability -> profiles.
 
     The data-parallel steps run on ``engine`` (default: the one ``config.engine`` names); the
-    rest is domain code on this process, the same for every engine.
+    rest is domain code on this process, the same for every engine. ``on_table`` is called
+    with each of the result's tables (``"features"``, ``"assignments"``) as soon as it is
+    final, so a caller can write it while the rest is computed.
     """
     engine = engine or open_engine(config.engine, master=config.spark_master)
     try:
-        return _run(raw, mapping, config, engine, progress)
+        return _run(raw, mapping, config, engine, progress, on_table or (lambda name, frame: None))
     except BaseException:
         engine.release()
         raise
@@ -194,6 +198,7 @@ def _run(
     config: RunConfig,
     engine: Engine,
     progress: Progress | None,
+    on_table: TableReady,
 ) -> PipelineResult:
     report = progress or (lambda stage, pct: None)
     timings: dict[str, float] = {}
@@ -255,6 +260,7 @@ def _run(
         seed=config.seed,
         max_rows=config.response_sample,
     )
+    on_table("features", features.frame)
     lap("features")
 
     report("scale", 35)
@@ -303,6 +309,7 @@ def _run(
             "distance": pl.Series("distance", model.distances_, dtype=pl.Float64),
         }
     )
+    on_table("assignments", assignments)
     profiles = engine.profiles(
         features,
         customers,

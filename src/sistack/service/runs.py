@@ -15,7 +15,7 @@ import shutil
 import threading
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -405,7 +405,11 @@ class RunService:
             table = raw if raw is not None else self._load(dataset)
             mapping = ColumnMapping.from_dict(record.config["mapping"], columns=table.frame.columns)
             config = RunConfig(**record.config["run"])
-            with self.artifacts.staging(run_id) as folder, ThreadPoolExecutor(1) as background:
+            with (
+                self.artifacts.staging(run_id) as folder,
+                ThreadPoolExecutor(1) as background,
+                ThreadPoolExecutor(1) as writer,
+            ):
                 # The input snapshot does not depend on the results: write it while the
                 # pipeline computes (polars writes without holding the GIL).
                 snapshot = background.submit(_snapshot, table, folder / "input.parquet")
@@ -417,12 +421,20 @@ class RunService:
                     # columns instead of parsing the text again. Same rows, same order.
                     snapshot.result()
                     data = pl.scan_parquet(folder / "input.parquet")
-                result = run_pipeline(data, mapping, config, progress=report)
+                # Result tables are written (and hashed) as soon as the pipeline has them, on
+                # a writer thread, while it computes the rest.
+                tables: list[Future[tuple[str, str]]] = []
+
+                def write_table(name: str, frame: pl.DataFrame) -> None:
+                    tables.append(writer.submit(_write_parquet, frame, folder / f"{name}.parquet"))
+
+                result = run_pipeline(data, mapping, config, progress=report, on_table=write_table)
                 read = [(w.code, w.message) for w in table.warnings]
                 result = replace(result, quality=result.quality.with_warnings(read))
                 report("write", 95)
+                written = [snapshot.result()] + [future.result() for future in tables]
                 manifest = self._write(
-                    folder, record, dataset, table, mapping, config, result, [snapshot.result()]
+                    folder, record, dataset, table, mapping, config, result, written
                 )
         except SistackError as exc:
             self._fail(run_id, worker, exc.code, exc.message)
@@ -480,7 +492,9 @@ class RunService:
             "assignments.parquet": result.assignments,
             "scores.parquet": result.insights.customer_scores,
         }
-        with ThreadPoolExecutor(len(frames)) as pool:
+        done = {name for name, _ in written_before}
+        frames = {name: frame for name, frame in frames.items() if name not in done}
+        with ThreadPoolExecutor(max(1, len(frames))) as pool:
             written = [
                 pool.submit(_write_parquet, frame, folder / name) for name, frame in frames.items()
             ]
