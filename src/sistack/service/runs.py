@@ -670,10 +670,23 @@ class RunService:
     def reproduce(
         self, run_id: str, *, progress: Callable[[str, int], None] | None = None
     ) -> ReproduceResult:
-        """Recompute a run from its stored input snapshot and config; compare artifact hashes."""
+        """Recompute a run from its stored input snapshot and config; compare artifact hashes.
+
+        The stored files are hashed too: one that no longer matches the sha256 its manifest
+        recorded (damaged or edited after the run) is named as differing even when the
+        recomputation matches the record, and so is a changed input snapshot (listed first),
+        since the recomputation then starts from other data than the run did.
+        """
         original = self.finished(run_id)
         snapshot = self.artifacts.path(run_id, "input.parquet")
         manifest = self.manifest(run_id)
+        recorded = manifest["artifacts"]
+        changed = [
+            name
+            for name in ("input.parquet", *COMPARED)
+            if name in recorded
+            and sha256_file(self.artifacts.path(run_id, name)) != recorded[name].get("sha256")
+        ]
         inp = manifest["input"]
         raw = RawTable(
             frame=pl.DataFrame(),
@@ -707,9 +720,13 @@ class RunService:
         # what it has is compared.
         differing = [
             name
-            for name in COMPARED
-            if name in manifest["artifacts"]
-            and manifest["artifacts"][name].get("sha256") != theirs.get(name, {}).get("sha256")
+            for name in ("input.parquet", *COMPARED)
+            if name in changed
+            or (
+                name in COMPARED
+                and name in recorded
+                and recorded[name].get("sha256") != theirs.get(name, {}).get("sha256")
+            )
         ]
         return ReproduceResult(run_id, new.id, not differing, differing)
 
