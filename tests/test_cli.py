@@ -597,3 +597,39 @@ def test_simulate_and_optimize(sistack: Invoke, customer_csv: Path, tmp_path: Pa
     best = one_json(sistack("optimize", original["run_id"], "--budget", "500", "--json").stdout)
     assert sum(s["budget"] for s in best["segments"]) == pytest.approx(500, rel=1e-6)
     assert one_json(sistack("levers", "--json").stdout)["levers"]
+
+
+def test_run_with_a_parent_compares_with_it(sistack: Invoke, customer_csv: Path) -> None:
+    march = run_json(sistack, customer_csv, "--name", "March")
+    april = run_json(sistack, customer_csv, "--name", "April", "--parent", march["run_id"])
+    shown = one_json(sistack("runs", "show", april["run_id"], "--json").stdout)
+    assert shown["manifest"]["parent_id"] == march["run_id"]
+    # Same file, same settings: the comparison with the parent is an identity.
+    compared = one_json(sistack("compare", april["run_id"], "--json").stdout)
+    assert (compared["run_a"], compared["run_b"]) == (march["run_id"], april["run_id"])
+    assert compared["ari"] == pytest.approx(1.0)
+    # An unknown parent is refused before anything is read or stored.
+    missing = sistack("run", customer_csv, "--parent", "01HQWY77AT0000000000000007", code=2)
+    assert "[run_not_found]" in flat(missing.stderr)
+    assert one_json(sistack("runs", "list", "--json").stdout)["total"] == 2
+
+
+def test_run_reports_data_quality_and_file_warnings(
+    sistack: Invoke, customer_csv: Path, tmp_path: Path
+) -> None:
+    latin = tmp_path / "latin.csv"
+    text = customer_csv.read_text(encoding="utf-8").splitlines()
+    text[1] = text[1].replace(text[1].split(",")[0], text[1].split(",")[0] + "é", 1)
+    latin.write_bytes("\n".join(text).encode("latin-1") + b"\n")
+    result = sistack("run", latin, "--k", "3")
+    out, err = flat(result.stdout), flat(result.stderr)
+    assert "Data quality: 300 of 300 rows used, 0 excluded" in out
+    assert "warning [encoding_fallback]" in err and "not valid UTF-8" in err
+    run_id = out.split("Run ", 1)[1].split(":", 1)[0]
+    shown = flat(sistack("runs", "show", run_id).stdout)
+    assert "Data quality: 300 of 300 rows used, 0 excluded" in shown
+    assert "warning [encoding_fallback] whole file: The file is not valid UTF-8" in shown
+    # A clean file: the summary line, and no warning.
+    clean = sistack("run", customer_csv, "--k", "3")
+    assert "Data quality: 300 of 300 rows used" in flat(clean.stdout)
+    assert "warning" not in clean.stderr

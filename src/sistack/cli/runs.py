@@ -81,14 +81,19 @@ def _analyse(
     engine: str | None = None,
     spark_master: str | None = None,
     keep: bool = False,
+    parent: str | None = None,
 ) -> RunRecord:
     if not path.is_file():
         raise InputError(f"No file at {path}.", code="file_not_found")
+    if parent is not None:
+        svc.get_run(parent)  # an unknown parent is said before the file is read
     config = svc.default_config(k=k, seed=seed, engine=engine, spark_master=spark_master)
     # The file name lets the reader warn when the extension does not match the content.
     dataset, inspection = svc.add_dataset(path, filename=path.name, keep=keep, shape=shape)
     # Held: this process executes it now, a queue worker on the same database must not.
-    record = svc.create_run(dataset.id, config=config, mapping=mapping, name=name, hold=True)
+    record = svc.create_run(
+        dataset.id, config=config, mapping=mapping, name=name, hold=True, parent_id=parent
+    )
     with progress(show_progress) as report:
         return svc.execute(record.id, raw=inspection.raw, progress=report)
 
@@ -120,11 +125,28 @@ def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
         banner = (record.summary or {}).get("banner")
         if banner:
             out.print(escape(banner))
+        _print_quality(svc.quality(record.id), record.id)
         out.print(f"Stored in [bold]{svc.artifacts.root / record.id}[/]")
         out.print(
             f"Open it: [bold]sistack serve[/], then http://127.0.0.1:8000/runs/{record.id} "
             f"(API: /api/v1/runs/{record.id}/insights)  ·  [bold]sistack insights {record.id}[/]"
         )
+
+
+def _print_quality(quality: dict[str, Any], run_id: str) -> None:
+    """One line on what the data-quality report holds, and every warning about the whole file
+    (an encoding fallback, an extension that does not match the content) in full."""
+    issues = quality["issues"]
+    changed = sum(i["count"] for i in issues if i["kind"] == "changed")
+    out.print(
+        f"Data quality: {quality['rows_used']:,} of {quality['rows_read']:,} rows used, "
+        f"{quality['rows_excluded']:,} excluded, {changed:,} values changed "
+        f"({len(issues)} entries: [bold]sistack runs show {run_id}[/])",
+        highlight=False,
+    )
+    for issue in issues:
+        if issue["kind"] == "warning" and issue["column"] is None:
+            err.print(f"[yellow]warning[/] \\[{issue['code']}] {escape(issue['message'])}")
 
 
 # The local CLI acts for the machine's administrator (no key); a run it makes belongs to
@@ -253,6 +275,13 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Seed (default 42).")] = None,
     shape: Annotated[str | None, typer.Option(help="Force 'customers' or 'transactions'.")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the run.")] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            help="Run this one follows (e.g. last month's): 'sistack compare RUN' then "
+            "compares with it."
+        ),
+    ] = None,
     workspace: WorkspaceOption = None,
     engine: Annotated[
         str | None, typer.Option(help="'local' (default) or 'spark' (extra: sistack[spark]).")
@@ -295,6 +324,7 @@ def run(
             show_progress=not as_json,
             engine=engine,
             spark_master=spark_master,
+            parent=parent,
         )
         _finish(record, svc, as_json)
 
@@ -383,6 +413,23 @@ def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
             out.print(f"[red]{record.error_code}[/]: {record.error_message}")
         if record.status == SUCCEEDED:
             out.print(_segments_table(record))
+            _print_quality_report(svc.quality(run_id))
+
+
+def _print_quality_report(quality: dict[str, Any]) -> None:
+    """Every entry of a run's data-quality report, one per paragraph (any terminal width)."""
+    out.print(
+        f"[bold]Data quality[/]: {quality['rows_used']:,} of {quality['rows_read']:,} rows "
+        f"used, {quality['rows_excluded']:,} excluded",
+        highlight=False,
+    )
+    for i in quality["issues"]:
+        where = i["column"] if i["column"] is not None else "whole file"
+        count = f", {i['count']:,} rows" if i["count"] else ""
+        out.print(
+            f"  {i['kind']} \\[{i['code']}] {escape(where)}{count}: {escape(i['message'])}",
+            highlight=False,
+        )
 
 
 @runs_app.command("delete")
