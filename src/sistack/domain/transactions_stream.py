@@ -390,9 +390,25 @@ def aggregate_transactions_lazy(
         if tx.height:
             tables.append(per_customer_table(tx, reference, levels=final_levels))
         del tx
-    table = pl.concat(tables, how="vertical").sort("customer_id")
     report = log.report(rows_read=rows_read, rows_used=used)
+    table = _sorted_by_id(tables)
     return CustomerTable(table=table, report=report, reference_date=reference)
+
+
+def _sorted_by_id(tables: list[pl.DataFrame]) -> pl.DataFrame:
+    """The partitions' customer tables as one, sorted by customer id, one column at a time.
+
+    Sorting the whole table at once holds two copies of it (9.5M customers: 2 GB each); here
+    each column is put in order and its unsorted chunks freed before the next is.
+    """
+    whole = pl.concat(tables, how="vertical", rechunk=False)
+    tables.clear()  # ``whole`` holds the only reference to the partitions' columns
+    order = whole.get_column("customer_id").arg_sort()
+    columns = []
+    for name in whole.columns:
+        columns.append(whole.get_column(name).gather(order))
+        whole = whole.drop(name)
+    return pl.DataFrame(columns)
 
 
 def _level_map(role: str, raw: pl.Series, level: pl.Series) -> pl.Expr:

@@ -139,7 +139,7 @@ def prepare(
 
 
 # Transaction rows aggregated in memory at once by the streaming path (one partition's worth).
-ROWS_PER_PART = 8_000_000
+ROWS_PER_PART = 4_000_000
 
 
 def prepare_streamed(
