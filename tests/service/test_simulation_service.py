@@ -219,6 +219,17 @@ def test_invalid_optimisation_requests_name_the_field_and_range(runs, request_bo
     assert words in problem["message"] and words in info.value.message
 
 
+def test_bounds_the_campaign_optimiser_cannot_honour_are_an_optimisation_error(runs):
+    svc, ids = runs
+    # Segment 1 must get a campaign budget of exactly 1: more than 0, so it cannot be skipped,
+    # and far less than contacting its customers costs, so it cannot be contacted either.
+    with pytest.raises(InputError) as info:
+        SimulationService(svc).optimize(ids[2000], {"campaign": True, "bounds": {"1": [1, 1]}})
+    assert info.value.code == "invalid_optimization"
+    assert info.value.details["field"] == "bounds.1"
+    assert "segment 1" in info.value.message
+
+
 def test_sensitivity_through_the_service(runs):
     svc, ids = runs
     run_id = ids[2000]

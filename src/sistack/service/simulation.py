@@ -187,4 +187,8 @@ class SimulationService:
             raise invalid_scenario(
                 exc, what="optimisation request", code="invalid_optimization"
             ) from exc
-        return {"run_id": run_id, **plan(baseline, options).to_dict()}
+        try:
+            result = plan(baseline, options)
+        except InputError as exc:  # bounds the optimiser cannot honour (they are valid apart)
+            raise InputError(exc.message, code="invalid_optimization", details=exc.details) from exc
+        return {"run_id": run_id, **result.to_dict()}

@@ -95,6 +95,26 @@ def test_bounds_force_or_rule_out_a_contact(baseline, bounds, contacted):
     assert plan.chosen == contacted
 
 
+def test_a_forced_segment_just_over_the_cap_leaves_no_room_for_others(baseline):
+    # Segment 3 (cost 1,500) is forced and the cap sits within the tolerance below its cost:
+    # allowed, but nothing else may be added (segment 2 alone would add 900 more).
+    for objective in ("expected", "quantile"):
+        plan = optimize_contacts(
+            baseline,
+            total_budget=1_500.0 * (1 - 5e-10),
+            bounds={3: (1_500.0, 1_500.0)},
+            economics=RPR40,
+            objective=objective,
+        )
+        assert plan.chosen == [3]
+        assert plan.spent == pytest.approx(1_500.0)
+
+
+def test_knapsack_with_no_room_contacts_none():
+    chosen = best_knapsack(np.array([5.0, 3.0]), np.array([1.0, 2.0]), cap=-1.0)
+    assert not chosen.any()
+
+
 def test_forced_loss_warns(baseline):
     plan = optimize_contacts(baseline, bounds={3: (1.0, 1_500.0)})
     # rpr 11: every segment loses; segment 3 is forced: 500 x (0.55 - 3) = -1,225

@@ -193,7 +193,9 @@ def optimize_contacts(
     sampled = np.where(known, response_draws(baseline, draws=draws, seed=seed), 0.0)
     values_drawn = n * sampled * rpr - cost  # (draws, k)
     forced, free = _allowed(baseline, cost, low, high, cap)
-    room = cap - float(cost[forced].sum())
+    # Forced segments may exceed the cap by the tolerance: the free ones then get no room, never
+    # a negative one (with which no subset, not even the empty one, would fit).
+    room = max(0.0, cap - float(cost[forced].sum()))
 
     def quantile_of(x: NDArray[np.bool_], q: float = quantile) -> float:
         return float(harrell_davis(values_drawn @ x.astype(np.float64), q))

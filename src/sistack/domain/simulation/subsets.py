@@ -50,6 +50,8 @@ def best_knapsack(values: FloatArray, costs: FloatArray, cap: float) -> NDArray[
     fits = np.searchsorted(sorted_cost, cap - left_cost + slack, side="right") - 1
     total = np.where(fits >= 0, left_value + running[np.maximum(fits, 0)], -np.inf)
     i = int(np.argmax(total))
+    if not np.isfinite(total[i]):  # nothing fits (a negative cap): contact none
+        return np.zeros(m, dtype=bool)
     j = int(order[best_at[fits[i]]])
     return np.concatenate([left[i], right[j]]).astype(bool)
 
