@@ -185,11 +185,24 @@ def run_pipeline(
     final, so a caller can write it while the rest is computed.
     """
     engine = engine or open_engine(config.engine, master=config.spark_master)
+    # A second thread for the response model (see ``_run``); on a failure its queued work is
+    # dropped and the run does not wait for a fit already under way.
+    background = ThreadPoolExecutor(1)
     try:
-        return _run(raw, mapping, config, engine, progress, on_table or (lambda name, frame: None))
+        return _run(
+            raw,
+            mapping,
+            config,
+            engine,
+            progress,
+            on_table or (lambda name, frame: None),
+            background,
+        )
     except BaseException:
         engine.release()
         raise
+    finally:
+        background.shutdown(wait=False, cancel_futures=True)
 
 
 def _run(
@@ -199,6 +212,7 @@ def _run(
     engine: Engine,
     progress: Progress | None,
     on_table: TableReady,
+    background: ThreadPoolExecutor,
 ) -> PipelineResult:
     report = progress or (lambda stage, pct: None)
     timings: dict[str, float] = {}
@@ -252,7 +266,6 @@ def _run(
     # The response model needs features and labels only (of its labelled sample): fit it on a
     # second thread while the segmentation (single-threaded k-means, for reproducible bits)
     # runs on this one.
-    background = ThreadPoolExecutor(1)
     response_fit = background.submit(
         fit_response,
         features.frame,
@@ -334,7 +347,6 @@ def _run(
         response_sample=config.response_sample,
         response_fit=response_fit.result(),
     )
-    background.shutdown()
     lap("insights")
     return PipelineResult(
         customers=customers,
