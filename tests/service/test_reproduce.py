@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from sistack.config import Settings
+from sistack.errors import StorageError
 from sistack.service.runs import COMPARED, RunService
 from tests.stored import hashes_differing, other_k, restate, with_k
 
@@ -107,3 +108,17 @@ def test_a_damaged_artifact_is_not_reported_identical(runs: RunService, run_id: 
     result = runs.reproduce(run_id)
     assert result.identical is False
     assert "profiles.json" in result.differing
+
+
+def test_a_deleted_artifact_is_named(runs: RunService, run_id: str) -> None:
+    runs.artifacts.path(run_id, "charts.json").unlink()
+    result = runs.reproduce(run_id)
+    assert result.identical is False and result.differing == ["charts.json"]
+
+
+def test_an_unreadable_input_snapshot_is_a_clear_error(runs: RunService, run_id: str) -> None:
+    runs.artifacts.path(run_id, "input.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
+    with pytest.raises(StorageError) as caught:
+        runs.reproduce(run_id)
+    assert caught.value.code == "artifact_corrupt"
+    assert "input snapshot (input.parquet) cannot be read" in caught.value.message

@@ -40,7 +40,7 @@ from sistack.domain.schema import (
 )
 from sistack.domain.segmentation.scoring import score_table
 from sistack.engines import check_engine
-from sistack.errors import Conflict, InputError, NotFound, SistackError
+from sistack.errors import Conflict, InputError, NotFound, SistackError, StorageError
 from sistack.io.readers import RawTable, ReadLimits, ReadWarning, read_table
 from sistack.io.store.artifacts import ArtifactStore, dump_json, sha256_file, valid_id
 from sistack.io.store.metadata import (
@@ -685,7 +685,7 @@ class RunService:
             name
             for name in ("input.parquet", *COMPARED)
             if name in recorded
-            and sha256_file(self.artifacts.path(run_id, name)) != recorded[name].get("sha256")
+            and self._stored_sha256(run_id, name) != recorded[name].get("sha256")
         ]
         inp = manifest["input"]
         raw = RawTable(
@@ -695,11 +695,19 @@ class RunService:
             encoding=inp["encoding"],
             warnings=tuple(ReadWarning(w["code"], w["message"]) for w in inp["read_warnings"]),
         )
-        if snapshot.stat().st_size > self.limits.stream_above_bytes:
-            streamed = read_table(snapshot, limits=self.limits)  # scanned, not held in memory
-            raw = replace(raw, frame=streamed.frame, source=streamed.source)
-        else:
-            raw = replace(raw, frame=pl.read_parquet(snapshot))
+        try:
+            if snapshot.stat().st_size > self.limits.stream_above_bytes:
+                streamed = read_table(snapshot, limits=self.limits)  # scanned, not in memory
+                raw = replace(raw, frame=streamed.frame, source=streamed.source)
+            else:
+                raw = replace(raw, frame=pl.read_parquet(snapshot))
+        except (OSError, pl.exceptions.PolarsError, SistackError) as exc:
+            raise StorageError(
+                f"Run '{run_id}' cannot be reproduced: its stored input snapshot "
+                f"(input.parquet) cannot be read ({exc.__class__.__name__}). Its results stay "
+                "as they are; run the file again with `sistack run` to recompute them.",
+                code="artifact_corrupt",
+            ) from None
         new = self.create_run(
             original.dataset_id,
             config=RunConfig(**original.config["run"]),
@@ -729,6 +737,13 @@ class RunService:
             )
         ]
         return ReproduceResult(run_id, new.id, not differing, differing)
+
+    def _stored_sha256(self, run_id: str, name: str) -> str | None:
+        """The sha256 of a run's stored artifact as it is now (None when it is gone)."""
+        try:
+            return sha256_file(self.artifacts.path(run_id, name))
+        except NotFound:
+            return None
 
     def score(self, run_id: str, path: Path, *, filename: str | None = None) -> pl.DataFrame:
         """Assign the customers of a new file to this run's segments, without refitting."""
