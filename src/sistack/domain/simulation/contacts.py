@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from sistack.domain.simulation.baseline import Baseline, FloatArray
 from sistack.domain.simulation.economics import Economics, EconomicSettings
-from sistack.domain.simulation.optimize import Objective
+from sistack.domain.simulation.optimize import Objective, check_options, unknown_responses
 from sistack.domain.simulation.registry import Guardrail
 from sistack.domain.simulation.result import Interval, plain
 from sistack.domain.simulation.subsets import (
@@ -174,14 +174,7 @@ def optimize_contacts(
     Raises:
         InputError: unknown segment, bounds no contact set satisfies, out-of-range options.
     """
-    if total_budget is not None and not (math.isfinite(total_budget) and total_budget >= 0):
-        raise InputError(f"total_budget must be a finite number >= 0, got {total_budget}")
-    if objective not in ("expected", "quantile"):
-        raise InputError(f"objective must be 'expected' or 'quantile', got {objective!r}")
-    if not 0.0 < quantile < 1.0:
-        raise InputError(f"quantile must be between 0 and 1 (exclusive), got {quantile}")
-    if not 100 <= draws <= 20_000:
-        raise InputError(f"draws must be between 100 and 20000, got {draws}")
+    check_options(total_budget, objective=objective, quantile=quantile, draws=draws)
     econ = baseline.economics_for(economics)
     cap = math.inf if total_budget is None else float(total_budget)
     low, high = resolve_bounds(baseline, bounds, default_high=cap)
@@ -212,16 +205,7 @@ def optimize_contacts(
         return Interval(q[0], q[1], q[2])
 
     expected = float(value @ best)
-    warnings = [
-        Guardrail(
-            "unknown_response",
-            f"Segment {s} has no response rate in the data; the optimiser expects no "
-            "responders from it.",
-            segment=s,
-        )
-        for s, ok in zip(baseline.ids, known, strict=True)
-        if not ok
-    ]
+    warnings = list(unknown_responses(baseline, known))
     if expected < 0:
         warnings.append(
             Guardrail(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.optimize import minimize
 
 from sistack.domain.simulation.baseline import Baseline, FloatArray
@@ -129,6 +130,40 @@ def _bounds(
     return low, high
 
 
+def check_options(
+    total_budget: float | None, *, objective: str, quantile: float, draws: int
+) -> None:
+    """Check the options both optimisers take (:func:`optimize_budget`, and
+    :func:`~.contacts.optimize_contacts`, for which ``None`` is no budget cap).
+
+    Raises:
+        InputError: the first option out of its range.
+    """
+    if total_budget is not None and not (math.isfinite(total_budget) and total_budget >= 0):
+        raise InputError(f"total_budget must be a finite number >= 0, got {total_budget}")
+    if objective not in ("expected", "quantile"):
+        raise InputError(f"objective must be 'expected' or 'quantile', got {objective!r}")
+    if not 0.0 < quantile < 1.0:
+        raise InputError(f"quantile must be between 0 and 1 (exclusive), got {quantile}")
+    if not 100 <= draws <= 20_000:
+        raise InputError(f"draws must be between 100 and 20000, got {draws}")
+
+
+def unknown_responses(baseline: Baseline, known: NDArray[np.bool_]) -> tuple[Guardrail, ...]:
+    """One warning per segment without a response rate (``known`` False): an optimiser
+    expects no responders from it."""
+    return tuple(
+        Guardrail(
+            "unknown_response",
+            f"Segment {s} has no response rate in the data; the optimiser expects no "
+            "responders from it.",
+            segment=s,
+        )
+        for s, ok in zip(baseline.ids, known, strict=True)
+        if not ok
+    )
+
+
 def _curve(
     p: FloatArray, b: FloatArray, n: FloatArray, cpc: float, rpr: float
 ) -> tuple[FloatArray, FloatArray]:
@@ -166,14 +201,7 @@ def optimize_budget(
     Raises:
         InputError: unknown segment, infeasible bounds or out-of-range options.
     """
-    if not (math.isfinite(total_budget) and total_budget >= 0):
-        raise InputError(f"total_budget must be a finite number >= 0, got {total_budget}")
-    if objective not in ("expected", "quantile"):
-        raise InputError(f"objective must be 'expected' or 'quantile', got {objective!r}")
-    if not 0.0 < quantile < 1.0:
-        raise InputError(f"quantile must be between 0 and 1 (exclusive), got {quantile}")
-    if not 100 <= draws <= 20_000:
-        raise InputError(f"draws must be between 100 and 20000, got {draws}")
+    check_options(total_budget, objective=objective, quantile=quantile, draws=draws)
     econ = baseline.economics_for(economics)
     if econ.cost_per_contact <= 0:
         raise InputError("the budget optimiser needs a cost per contact above 0")
@@ -182,16 +210,7 @@ def optimize_budget(
     known = np.isfinite(baseline.response_rate)
     point = np.where(known, baseline.response_rate, 0.0)
     sampled = np.where(known, response_draws(baseline, draws=draws, seed=seed), 0.0)
-    warnings = tuple(
-        Guardrail(
-            "unknown_response",
-            f"Segment {s} has no response rate in the data; the optimiser expects no "
-            "responders from it.",
-            segment=s,
-        )
-        for s, ok in zip(baseline.ids, known, strict=True)
-        if not ok
-    )
+    warnings = unknown_responses(baseline, known)
     scale = total_budget if total_budget > 0 else 1.0
     weights = quantile_weights(draws, quantile)
 
