@@ -308,7 +308,6 @@ def _check_inputs(
         raise ValueError(f"X has {len(data)} rows but y has {len(labels)}")
     if data.shape[1] != len(feature_names):
         raise ValueError(f"X has {data.shape[1]} columns but {len(feature_names)} feature names")
-    _check_params(folds=folds, max_rows=max_rows, candidates=candidates)
     return data, labels
 
 
@@ -372,21 +371,28 @@ def maybe_fit_response_rows(
     _check_params(folds=folds, max_rows=max_rows, candidates=candidates)
     labels = None if y is None else np.asarray(y, dtype=np.float64).ravel()
     reason = _unfit_reason(labels, folds=folds)
-    if reason is None and labels is not None:
-        # The sample, not the whole label, has to carry enough of each class.
-        reason = _unfit_reason(labels[_labelled_sample(labels, max_rows, seed)], folds=folds)
     if reason is not None:
         return None, reason
     assert labels is not None
-    return _fit(
-        rows_of,
-        labels,
-        list(feature_names),
-        seed=seed,
-        folds=folds,
-        max_rows=max_rows,
-        candidates=candidates,
-    ), None
+    rows = _labelled_sample(labels, max_rows, seed)
+    # The sample, not the whole label, has to carry enough of each class.
+    reason = _unfit_reason(labels[rows], folds=folds)
+    if reason is not None:
+        return None, reason
+    # One OpenMP/BLAS thread: the numbers cannot depend on the machine's core count, and the
+    # boosting fits do not collapse when other processes share the cores (measured on 2 busy
+    # cores: 2 OpenMP threads were 5-10x slower than 1).
+    with threadpool_limits(limits=1):
+        model = _fit_sample(
+            _clean(np.asarray(rows_of(rows), dtype=np.float64)),
+            labels[rows].astype(np.int64),
+            list(feature_names),
+            labelled_rows=int((~np.isnan(labels)).sum()),
+            seed=seed,
+            folds=folds,
+            candidates=candidates,
+        )
+    return model, None
 
 
 def fit_response_model(
@@ -415,48 +421,11 @@ def fit_response_model(
         ValueError: inconsistent inputs, or labels that cannot support a model (use
             ``maybe_fit_response_model`` to get the reason as a message instead).
     """
-    data, labels = _check_inputs(
-        X, y, feature_names, folds=folds, max_rows=max_rows, candidates=candidates
+    model, reason = maybe_fit_response_model(
+        X, y, feature_names, seed=seed, folds=folds, max_rows=max_rows, candidates=candidates
     )
-    assert labels is not None
-    return _fit(
-        lambda rows: data[rows],
-        labels,
-        feature_names,
-        seed=seed,
-        folds=folds,
-        max_rows=max_rows,
-        candidates=candidates,
-    )
-
-
-def _fit(
-    rows_of: Callable[[np.ndarray], np.ndarray],
-    labels: np.ndarray,
-    feature_names: list[str],
-    *,
-    seed: int,
-    folds: int,
-    max_rows: int,
-    candidates: Sequence[str],
-) -> ResponseModel:
-    rows = _labelled_sample(labels, max_rows, seed)
-    reason = _unfit_reason(labels[rows], folds=folds)
-    if reason is not None:
+    if model is None:
         raise ValueError(reason)
-    # One OpenMP/BLAS thread: the numbers cannot depend on the machine's core count, and the
-    # boosting fits do not collapse when other processes share the cores (measured on 2 busy
-    # cores: 2 OpenMP threads were 5-10x slower than 1).
-    with threadpool_limits(limits=1):
-        model = _fit_sample(
-            _clean(np.asarray(rows_of(rows), dtype=np.float64)),
-            labels[rows].astype(np.int64),
-            feature_names,
-            labelled_rows=int((~np.isnan(labels)).sum()),
-            seed=seed,
-            folds=folds,
-            candidates=candidates,
-        )
     return model
 
 
