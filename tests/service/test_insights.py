@@ -1,8 +1,6 @@
 """Insights end to end: persisted with the run, personas stable, comparison and migrations."""
 
-import datetime as dt
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,9 +12,14 @@ from sistack.domain.insights.response import NO_LABEL
 from sistack.domain.schema import detect_mapping
 from sistack.service.pipeline import RunConfig, run_pipeline
 from sistack.service.runs import RunService
+from tests.domain.insights.cdnow import (
+    CALIBRATION_END,
+    PUBLISHED_BGNBD,
+    PUBLISHED_GG,
+    PUBLISHED_LL,
+    TRANSACTIONS,
+)
 from tests.domain.insights.definitions import undefined
-
-CDNOW = Path(__file__).parents[1] / "domain" / "insights" / "data"
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
@@ -81,19 +84,16 @@ def test_every_number_of_insights_json_has_a_definition(run, request):
 
 
 def test_a_run_on_the_cdnow_transactions_reproduces_the_published_estimates():
-    # Fader, Hardie & Lee (2005): BG/NBD r 0.243, alpha 4.414, a 0.793, b 2.426 (log-likelihood
-    # -9582.4); Gamma-Gamma p 6.25, q 3.74, v 15.44 - on the 39-week calibration period.
-    raw = pl.read_csv(CDNOW / "cdnow_calibration_transactions.csv", infer_schema=False)
-    config = RunConfig(k=3, stability_resamples=0, reference_date=dt.date(1997, 9, 30))
+    # Fader, Hardie & Lee (2005), on the 39-week calibration period.
+    raw = pl.read_csv(TRANSACTIONS, infer_schema=False)
+    config = RunConfig(k=3, stability_resamples=0, reference_date=CALIBRATION_END)
     run = run_pipeline(raw, detect_mapping(raw), config)
     overall = run.insights.overall
     assert overall["value_basis"] == "bgnbd_gamma_gamma"
     fitted = {**overall["value_model"]["bgnbd"], **overall["value_model"]["gamma_gamma"]}
-    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
-    published |= {"p": 6.25, "q": 3.74, "v": 15.44}
-    for name, value in published.items():
+    for name, value in {**PUBLISHED_BGNBD, **PUBLISHED_GG}.items():
         assert fitted[name] == pytest.approx(value, rel=0.02), name
-    assert overall["value_model"]["bgnbd"]["log_likelihood"] == pytest.approx(-9582.4, abs=0.5)
+    assert overall["value_model"]["bgnbd"]["log_likelihood"] == pytest.approx(PUBLISHED_LL, abs=0.5)
     assert overall["value_notes"] == []
     # The 12-month values of the customers add up to the total, and segments to everyone.
     scores = run.insights.customer_scores.get_column("value_12m")

@@ -3,7 +3,6 @@ estimates through the product's own path, the 12-month horizon, and notes on lim
 
 import datetime as dt
 import math
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -14,12 +13,15 @@ from sistack.domain.features import build_features
 from sistack.domain.insights import clv, value
 from sistack.domain.schema import detect_mapping
 from sistack.domain.transactions import aggregate_transactions
-
-DATA = Path(__file__).parent / "data"
-CDNOW_END = dt.date(1997, 9, 30)
-PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
-PUBLISHED_LL = -9582.4
-PUBLISHED_GG = {"p": 6.25, "q": 3.74, "v": 15.44}
+from tests.domain.insights.cdnow import (
+    CALIBRATION_END,
+    PUBLISHED_BGNBD,
+    PUBLISHED_GG,
+    PUBLISHED_LL,
+    TRANSACTIONS,
+    assert_is_published_summary,
+    published_summary,
+)
 
 
 def customers_of(frame, reference=None):
@@ -31,13 +33,12 @@ def customers_of(frame, reference=None):
 
 @pytest.fixture(scope="module")
 def cdnow():
-    raw = pl.read_csv(DATA / "cdnow_calibration_transactions.csv", infer_schema=False)
-    table, features = customers_of(raw, CDNOW_END)
+    raw = pl.read_csv(TRANSACTIONS, infer_schema=False)
+    table, features = customers_of(raw, CALIBRATION_END)
     # The customer table is sorted by id as text; the published summary by number.
     order = np.argsort(table.get_column("customer_id").cast(pl.Int64).to_numpy())
     table, features = table[order], features[order]
-    published = np.genfromtxt(DATA / "cdnow_summary.csv", delimiter=",", names=True)
-    return table, features, published
+    return table, features, published_summary()
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +56,7 @@ def test_model_inputs_from_the_customer_table_are_the_published_summary(cdnow):
     assert_array_equal(table.get_column("customer_id").cast(pl.Int64), published["ID"])
     inputs = value.model_inputs(features, table)
     assert inputs is not None and inputs.per_day
-    assert_array_equal(inputs.frequency, published["x"])  # same-day orders count once
-    for ours, theirs in [
-        (inputs.recency, published["t_x"]),
-        (inputs.T, published["T"]),
-        (inputs.monetary_value, published["zbar"]),
-    ]:
-        assert_allclose(ours, theirs, rtol=0, atol=0.005 + 1e-9)  # published to 2 decimals
+    assert_is_published_summary(inputs, published)
 
 
 def test_the_run_reproduces_the_published_cdnow_estimates(cdnow_value):
