@@ -57,6 +57,27 @@ def cli_env(settings: Settings) -> dict[str, str]:
     return {"SISTACK_HOME": str(settings.home), **SMALL_ENV}
 
 
+Invoke = Callable[..., Any]
+
+
+@pytest.fixture
+def sistack(cli_env: dict[str, str]) -> Invoke:
+    """``sistack(*args, code=0)``: run a command and check its exit code."""
+    from typer.testing import CliRunner  # only the CLI tests pay for importing the CLI
+
+    from sistack.cli import app
+
+    def invoke(*args: str | Path, code: int = 0) -> Any:
+        result = CliRunner().invoke(
+            app, [str(a) for a in args], env=cli_env, catch_exceptions=False
+        )
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke
+
+
 def three_groups(customers: int = 90, *, seed: int = 0) -> pl.DataFrame:
     """A small customer table with three well-separated groups (rows cycle through them).
 

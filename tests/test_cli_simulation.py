@@ -7,33 +7,18 @@ through the same service the commands use.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from sistack.cli import app
 from sistack.config import Settings
 from sistack.service.runs import RunService
+from tests.conftest import Invoke
 from tests.test_cli import one_json
 
-Invoke = Callable[..., Any]
 SHIFT = {"levers": [{"lever": "budget_shift", "params": {"sources": [2], "targets": [1]}}]}
-
-
-@pytest.fixture
-def sistack(cli_env: dict[str, str]) -> Invoke:
-    def invoke(*args: str | Path, code: int = 0) -> Any:
-        result = CliRunner().invoke(
-            app, [str(a) for a in args], env=cli_env, catch_exceptions=False
-        )
-        assert result.exit_code == code, (result.stdout, result.stderr)
-        assert "Traceback" not in result.output
-        return result
-
-    return invoke
 
 
 @pytest.fixture
