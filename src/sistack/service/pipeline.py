@@ -181,8 +181,8 @@ def run_pipeline(
 
     The data-parallel steps run on ``engine`` (default: the one ``config.engine`` names); the
     rest is domain code on this process, the same for every engine. ``on_table`` is called
-    with each of the result's tables (``"features"``, ``"assignments"``) as soon as it is
-    final, so a caller can write it while the rest is computed.
+    with each of the result's tables (``"features"``, ``"assignments"``, ``"scores"``) as soon
+    as it is final, so a caller can write it while the rest is computed.
     """
     engine = engine or open_engine(config.engine, master=config.spark_master)
     # A second thread for the response model (see ``_run``); on a failure its queued work is
@@ -347,6 +347,7 @@ def _run(
         response_sample=config.response_sample,
         response_fit=response_fit.result(),
     )
+    on_table("scores", insights.customer_scores)
     lap("insights")
     return PipelineResult(
         customers=customers,

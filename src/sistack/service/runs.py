@@ -432,9 +432,8 @@ class RunService:
                 read = [(w.code, w.message) for w in table.warnings]
                 result = replace(result, quality=result.quality.with_warnings(read))
                 report("write", 95)
-                written = [snapshot.result()] + [future.result() for future in tables]
                 manifest = self._write(
-                    folder, record, dataset, table, mapping, config, result, written
+                    folder, record, dataset, table, mapping, config, result, [snapshot, *tables]
                 )
         except SistackError as exc:
             self._fail(run_id, worker, exc.code, exc.message)
@@ -481,44 +480,35 @@ class RunService:
         mapping: ColumnMapping,
         config: RunConfig,
         result: PipelineResult,
-        written_before: list[tuple[str, str]],
+        tables: list[Future[tuple[str, str]]],
     ) -> dict[str, Any]:
-        """Write every result artifact into the staging folder and return the manifest.
+        """Write the run's documents into the staging folder and return the manifest.
 
-        ``written_before``: (name, sha256) of the artifacts already in the folder.
+        ``tables``: the writes of the table artifacts (input snapshot, features, assignments,
+        scores) under way on other threads, each giving ``(name, sha256)``; the documents and
+        charts are made meanwhile.
         """
-        frames = {
-            "features.parquet": result.features.frame,
-            "assignments.parquet": result.assignments,
-            "scores.parquet": result.insights.customer_scores,
+        profiles = {
+            "features": [
+                {
+                    "name": s.name,
+                    "definition": s.definition,
+                    "in_model": s.name in result.model_features,
+                }
+                for s in result.features.specs
+            ],
+            "profiles": [p.to_dict() for p in result.profiles],
         }
-        done = {name for name, _ in written_before}
-        frames = {name: frame for name, frame in frames.items() if name not in done}
-        with ThreadPoolExecutor(max(1, len(frames))) as pool:
-            written = [
-                pool.submit(_write_parquet, frame, folder / name) for name, frame in frames.items()
-            ]
-            profiles = {
-                "features": [
-                    {
-                        "name": s.name,
-                        "definition": s.definition,
-                        "in_model": s.name in result.model_features,
-                    }
-                    for s in result.features.specs
-                ],
-                "profiles": [p.to_dict() for p in result.profiles],
-            }
-            documents = {
-                "model.json": result.model_document(),
-                "profiles.json": profiles,
-                "quality.json": result.quality.to_dict(),
-                "insights.json": result.insights.to_dict(),
-            }
-            documents.update(_charts(documents, result))
-            for name, document in documents.items():
-                (folder / name).write_bytes(dump_json(document))
-            hashes = dict(written_before + [future.result() for future in written])
+        documents = {
+            "model.json": result.model_document(),
+            "profiles.json": profiles,
+            "quality.json": result.quality.to_dict(),
+            "insights.json": result.insights.to_dict(),
+        }
+        documents.update(_charts(documents, result))
+        for name, document in documents.items():
+            (folder / name).write_bytes(dump_json(document))
+        hashes = dict(future.result() for future in tables)
         if result.engine_artifacts is not None:  # e.g. Spark's partitioned assignments/
             result.engine_artifacts(folder)
         manifest = self._manifest(record, dataset, raw, mapping, config, result, folder, hashes)
