@@ -133,14 +133,20 @@ def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
         )
 
 
+def _quality_headline(quality: dict[str, Any]) -> str:
+    return (
+        f"Data quality: {quality['rows_used']:,} of {quality['rows_read']:,} rows used, "
+        f"{quality['rows_excluded']:,} excluded"
+    )
+
+
 def _print_quality(quality: dict[str, Any], run_id: str) -> None:
     """One line on what the data-quality report holds, and every warning about the whole file
     (an encoding fallback, an extension that does not match the content) in full."""
     issues = quality["issues"]
     changed = sum(i["count"] for i in issues if i["kind"] == "changed")
     out.print(
-        f"Data quality: {quality['rows_used']:,} of {quality['rows_read']:,} rows used, "
-        f"{quality['rows_excluded']:,} excluded, {changed:,} values changed "
+        f"{_quality_headline(quality)}, {changed:,} values changed "
         f"({len(issues)} entries: [bold]sistack runs show {run_id}[/])",
         highlight=False,
     )
@@ -418,11 +424,7 @@ def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
 
 def _print_quality_report(quality: dict[str, Any]) -> None:
     """Every entry of a run's data-quality report, one per paragraph (any terminal width)."""
-    out.print(
-        f"[bold]Data quality[/]: {quality['rows_used']:,} of {quality['rows_read']:,} rows "
-        f"used, {quality['rows_excluded']:,} excluded",
-        highlight=False,
-    )
+    out.print(_quality_headline(quality), highlight=False)
     for i in quality["issues"]:
         where = i["column"] if i["column"] is not None else "whole file"
         count = f", {i['count']:,} rows" if i["count"] else ""
