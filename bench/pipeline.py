@@ -16,6 +16,7 @@ raised to the file's size. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import resource
@@ -80,11 +81,15 @@ class AnonPeak:
         return round(self.peak_kb / 1024)
 
 
-ANON = AnonPeak() if Path("/proc/self/status").exists() else None
+@functools.cache
+def _anon() -> AnonPeak | None:
+    """The sampler of this process, started on first use (a run's process only)."""
+    return AnonPeak() if Path("/proc/self/status").exists() else None
 
 
 def _anon_mb() -> int | None:
-    return ANON.mb() if ANON is not None else None
+    sampler = _anon()
+    return sampler.mb() if sampler is not None else None
 
 
 class Stages:
@@ -127,6 +132,7 @@ def one(path: Path, engine: str = "local", master: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), max_upload_bytes=max(size, 2 * 1024**3))
         svc = RunService(settings)
+        _anon()  # sampling starts before the clock
         stages = Stages()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         stages.enter("register")
