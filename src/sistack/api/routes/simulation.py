@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import (
@@ -26,7 +26,19 @@ router = APIRouter(tags=["simulation"])
 ERRORS = error_responses(404, 409, 422)
 
 
-class ScenarioBody(RootModel[dict[str, Any]]):
+class _DocumentedBody(RootModel[dict[str, Any]]):
+    """A JSON object taken as it is, documented in the OpenAPI schema as ``documented_as``."""
+
+    documented_as: ClassVar[type[BaseModel]]
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(cls.documented_as.__pydantic_core_schema__)
+
+
+class ScenarioBody(_DocumentedBody):
     """A scenario as sent: any JSON object here, documented as ``Scenario``.
 
     The service validates it against the run (segment ids, channels, ranges), so an unknown
@@ -35,22 +47,14 @@ class ScenarioBody(RootModel[dict[str, Any]]):
     ``Scenario`` here, FastAPI would answer first with its own message.)
     """
 
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return handler(Scenario.__pydantic_core_schema__)
+    documented_as = Scenario
 
 
-class OptimizeBody(RootModel[dict[str, Any]]):
+class OptimizeBody(_DocumentedBody):
     """An optimisation request as sent, documented as ``OptimizationRequest`` and validated by
     the service (``invalid_optimization``), for the same reason as :class:`ScenarioBody`."""
 
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return handler(OptimizationRequest.__pydantic_core_schema__)
+    documented_as = OptimizationRequest
 
 
 class ScenarioSave(BaseModel):
