@@ -33,6 +33,7 @@ from sistack.domain.simulation.registry import Guardrail
 from sistack.domain.simulation.result import Interval, plain
 from sistack.domain.simulation.uncertainty import (
     QUANTILES,
+    harrell_davis,
     quantile_weights,
     response_draws,
 )
@@ -240,8 +241,8 @@ def optimize_budget(
             options={"ftol": 1e-12, "maxiter": 500},
         )
 
-    def smooth_quantile(b: FloatArray, w: FloatArray = weights) -> float:
-        return float(w @ np.sort(_curve(sampled, b, n, cpc, rpr)[0]))
+    def smooth_quantile(b: FloatArray, q: float = quantile) -> float:
+        return harrell_davis(_curve(sampled, b, n, cpc, rpr)[0], q)
 
     room = high - low
     start = low + (total_budget - low.sum()) * (
@@ -264,11 +265,10 @@ def optimize_budget(
         value = smooth_quantile(best)
     else:
         value = -expected_loss(best / scale)[0] * scale
-    spread = [quantile_weights(draws, q) for q in QUANTILES]
 
     def profits(b: FloatArray) -> tuple[float, Interval]:
         expected = float(_curve(point, b, n, cpc, rpr)[0])
-        q = [smooth_quantile(b, w) for w in spread]
+        q = [smooth_quantile(b, p) for p in QUANTILES]
         return expected, Interval(q[0], q[1], q[2])
 
     expected, interval = profits(best)
