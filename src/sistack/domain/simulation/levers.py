@@ -146,7 +146,7 @@ class BudgetShift(Lever):
         cost[:, src] -= ctx.budget[src] * self.shift
         cost[:, tgt] += moved / n_t
         # an emptied budget is checked on the whole scenario (several levers may take from the
-        # same segment): see scenario._emptied_budgets
+        # same segment): see guardrails.emptied_budgets
         warnings = [*w_up, *w_lo]
         return LeverEffect(
             revenue=revenue,
