@@ -13,13 +13,16 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 import pytest
 
 from sistack.config import Settings
+
+if TYPE_CHECKING:
+    from sistack.service.runs import RunService
 
 SMALL = {"stability_resamples": 3, "k_max": 4}
 SMALL_ENV = {"SISTACK_STABILITY_RESAMPLES": "3", "SISTACK_K_MAX": "4"}
@@ -55,6 +58,17 @@ def settings(tmp_path: Path) -> Settings:
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for ``CliRunner.invoke``: the same home and small settings as ``settings``."""
     return {"SISTACK_HOME": str(settings.home), **SMALL_ENV}
+
+
+@pytest.fixture
+def runs(settings: Settings) -> Iterator[RunService]:
+    """A run service on ``settings``' home (a test's own, or a second one beside an API
+    client on the same home, to change stored runs behind its back)."""
+    from sistack.service.runs import RunService
+
+    svc = RunService(settings)
+    yield svc
+    svc.close()
 
 
 Invoke = Callable[..., Any]

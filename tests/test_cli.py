@@ -8,7 +8,6 @@ assigns equals what ``export`` exported).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from sistack.cli import app
 from sistack.config import Settings
 from sistack.io.store.artifacts import valid_id
 from sistack.service.runs import COMPARED, RunService
-from tests.conftest import three_groups
+from tests.conftest import Invoke, three_groups
 from tests.stored import hashes_differing, other_k, with_k
 
 SPEND = [
@@ -33,22 +32,6 @@ SPEND = [
     "MntSweetProducts",
     "MntGoldProds",
 ]
-Invoke = Callable[..., Any]
-
-
-@pytest.fixture
-def sistack(cli_env: dict[str, str]) -> Invoke:
-    """``sistack(*args, code=0)``: run a command and check its exit code."""
-
-    def invoke(*args: str | Path, code: int = 0) -> Any:
-        result = CliRunner().invoke(
-            app, [str(a) for a in args], env=cli_env, catch_exceptions=False
-        )
-        assert result.exit_code == code, (result.stdout, result.stderr)
-        assert "Traceback" not in result.output
-        return result
-
-    return invoke
 
 
 def one_json(stdout: str) -> dict[str, Any]:

@@ -29,14 +29,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def runs(settings: Settings) -> Iterator[RunService]:
-    """A second service on the same home: what changes the stored run under the API."""
-    svc = RunService(settings)
-    yield svc
-    svc.close()
-
-
-@pytest.fixture
 def run(client: TestClient, customer_csv: Path) -> dict[str, Any]:
     uploaded = upload(client, customer_csv)
     assert uploaded.status_code == 201, uploaded.text

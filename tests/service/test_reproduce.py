@@ -11,23 +11,14 @@ the only difference), and the numbers of the new run are checked against the cha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from sistack.config import Settings
 from sistack.errors import StorageError
 from sistack.service.runs import COMPARED, RunService
 from tests.stored import hashes_differing, other_k, restate, with_k
-
-
-@pytest.fixture
-def runs(settings: Settings) -> Iterator[RunService]:
-    svc = RunService(settings)
-    yield svc
-    svc.close()
 
 
 @pytest.fixture
