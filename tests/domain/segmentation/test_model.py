@@ -135,3 +135,42 @@ def test_stability_high_for_clear_blobs_low_for_noise():
 )
 def test_pick_k_criterion(scores, expected):
     assert pick_k([KScore(k, sil, 0.0, db, 0.0) for k, sil, db in scores]) == expected
+
+
+def test_transform_in_blocks_is_the_formula_bit_for_bit(monkeypatch):
+    import sistack.domain.segmentation.model as model
+
+    monkeypatch.setattr(model, "CHUNK_ROWS", 7)  # several blocks and a remainder
+    rng = np.random.default_rng(3)
+    X = rng.lognormal(size=(50, 3))
+    X[::4, 1] = np.nan
+    X[5, 2] = -2.0
+    X[6, 0] = np.inf
+    scaler = FeatureScaler(log_columns=[0, 2], clip_quantiles=(0.1, 0.9)).fit(X[:30])
+    Z = np.array(X)
+    for j in (0, 2):
+        Z[:, j] = np.log1p(np.maximum(Z[:, j], 0.0))
+    low, high = scaler.lower_, scaler.upper_
+    capped = ((low > Z) | (high < Z)).sum(axis=0)
+    expected = np.nan_to_num((np.clip(Z, low, high) - scaler.center_) / scaler.scale_)
+    got, clipped = scaler.transform_counting(X)
+    assert got.tobytes() == expected.tobytes()
+    assert clipped.tolist() == capped.tolist()
+    assert capped[0] > 0 and np.isnan(X[:, 1]).any() and (got[np.isnan(X[:, 1]), 1] == 0).all()
+    # An infinite bound: infinities that stay after clipping become the largest float.
+    scaler.upper_[0] = np.inf
+    got, _ = scaler.transform_counting(X)
+    assert got[6, 0] == np.finfo(np.float64).max
+
+
+def test_fitted_labels_are_the_nearest_ordered_centre(monkeypatch):
+    import sistack.domain.segmentation.model as model
+
+    monkeypatch.setattr(model, "CHUNK_ROWS", 64)
+    X, _ = blobs(n_per=150, seed=4)
+    revenue = np.where(X[:, 1] > 4, 10.0, 1.0)  # the blob at (0, 8) is segment 1
+    fitted = SegmentModel(n_segments=3, random_state=1, fit_sample=1000).fit(X, revenue=revenue)
+    labels, dist = model.nearest(X, fitted.cluster_centers_)
+    assert_array_equal(fitted.labels_, labels)
+    assert fitted.distances_.tobytes() == dist.tobytes()
+    assert fitted.cluster_centers_[0][1] > 4

@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 
 from sistack.domain.segmentation.selection import KScore, choose_k, sample_indices
 
-CHUNK_ROWS = 500_000
+CHUNK_ROWS = 16_384  # rows per block of the per-row passes: their temporaries stay in cache
 IQR_PER_SIGMA = 1.349  # IQR of a standard normal distribution
 
 
@@ -74,14 +74,31 @@ class FeatureScaler(TransformerMixin, BaseEstimator):
         return self.transform_counting(X)[0]
 
     def transform_counting(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The transform and, per column, how many values winsorising changed (one pass)."""
+        """The transform and, per column, how many values winsorising changed (one pass).
+
+        Row blocks of ``CHUNK_ROWS`` keep each step's operands in cache (1M x 14 at once is
+        seven passes over 112 MB); every step is elementwise, so the bits are the same.
+        """
         self._check()
-        Z = self._log(X)
-        clipped = ((self.lower_ > Z) | (self.upper_ < Z)).sum(axis=0)
-        np.clip(Z, self.lower_, self.upper_, out=Z)
-        Z -= self.center_
-        Z /= self.scale_
-        return np.nan_to_num(Z, nan=0.0, copy=False), clipped
+        X = np.asarray(X)
+        Z = np.empty(X.shape, dtype=np.float64)
+        clipped = np.zeros(X.shape[1], dtype=np.int64)
+        # Clipped to finite bounds, a value is finite or NaN: only NaN needs replacing then.
+        finite = bool(np.isfinite(self.lower_).all() and np.isfinite(self.upper_).all())
+        for start in range(0, len(X), CHUNK_ROWS):
+            z = Z[start : start + CHUNK_ROWS]
+            z[...] = X[start : start + CHUNK_ROWS]
+            for j in self.log_columns:
+                np.log1p(np.maximum(z[:, j], 0.0), out=z[:, j])
+            clipped += ((self.lower_ > z) | (self.upper_ < z)).sum(axis=0)
+            np.clip(z, self.lower_, self.upper_, out=z)
+            z -= self.center_
+            z /= self.scale_
+            if finite:
+                z[np.isnan(z)] = 0.0
+            else:
+                np.nan_to_num(z, nan=0.0, copy=False)
+        return Z, clipped
 
     def _check(self) -> None:
         if not hasattr(self, "scale_"):
@@ -177,17 +194,22 @@ class SegmentModel(ClusterMixin, BaseEstimator):
         fit_idx = sample_indices(n, self.fit_sample, seed=self.random_state + 1)
         km = KMeans(n_clusters=k, init=start, n_init=1, random_state=self.random_state)
         km.fit(X[fit_idx])
-        raw_labels, _ = nearest(X, km.cluster_centers_)
+        raw_labels, distances = nearest(X, km.cluster_centers_)
         counts = np.bincount(raw_labels, minlength=k).astype(np.float64)
         money = (
             np.bincount(raw_labels, weights=revenue, minlength=k) if revenue is not None else counts
         )
         centers = km.cluster_centers_
-        self.cluster_centers_ = centers[order_segments(centers, counts, money)]
+        order = order_segments(centers, counts, money)
+        self.cluster_centers_ = centers[order]
         self.n_segments_ = k
         self.inertia_ = float(km.inertia_)
         self.n_iter_ = int(km.n_iter_)
-        self.labels_, self.distances_ = nearest(X, self.cluster_centers_)
+        # Renumbered rather than assigned again: the same nearest centre and distance (a row
+        # exactly as far from two centres keeps the one k-means numbered first).
+        position = np.empty(k, dtype=np.int32)
+        position[order] = np.arange(k, dtype=np.int32)
+        self.labels_, self.distances_ = position[raw_labels], distances
         return self
 
     def warm_start(self, X_sel: np.ndarray) -> tuple[list[KScore], int, np.ndarray]:
