@@ -1,9 +1,12 @@
-"""Charts written with the run: specs and report SVGs as manifest-listed, reproducible artifacts.
+"""Charts written with the run (specs, a manifest-listed, reproducible artifact) and the report's
+SVGs (drawn on first use, cached beside the exports).
 
-Checks: both files are listed with their sha256 and verified by ``sistack doctor``; the specs
-equal what would be built later from the stored files; reproduce compares them and finds them
-identical; pages, the report and the PDF read them and draw nothing (the chart builders are
-made to fail); the SVG ids are renamed per chart so they are stable and never collide.
+Checks: the specs are listed with their sha256 and verified by ``sistack doctor``; they equal
+what would be built later from the stored files; reproduce compares them and finds them
+identical; the report's SVGs are drawn once per run and then read from the cache; pages, the
+report and the PDF then draw nothing (the chart builders are made to fail); a run of an earlier
+version that carries its SVGs is read as it is; the SVG ids are renamed per chart so they are
+stable and never collide.
 """
 
 from __future__ import annotations
@@ -47,12 +50,14 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Made]:
     svc.close()
 
 
-@pytest.mark.parametrize("name", [CHARTS, REPORT_CHARTS])
-def test_listed_in_the_manifest_with_their_sha256(made: Made, name: str) -> None:
-    listed = made.runs.manifest(made.run_id)["artifacts"][name]
-    path = made.runs.artifacts.path(made.run_id, name)
-    assert listed == {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    assert name in COMPARED  # reproduce compares them
+def test_specs_listed_in_the_manifest_with_their_sha256(made: Made) -> None:
+    artifacts = made.runs.manifest(made.run_id)["artifacts"]
+    path = made.runs.artifacts.path(made.run_id, CHARTS)
+    assert artifacts[CHARTS] == {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    assert CHARTS in COMPARED  # reproduce compares them
+    # The report's SVGs are not part of a run (drawn on first use).
+    assert REPORT_CHARTS not in artifacts
+    assert not (made.runs.artifacts.root / made.run_id / REPORT_CHARTS).exists()
 
 
 def test_specs_equal_what_the_stored_files_give(made: Made) -> None:
@@ -72,12 +77,31 @@ def test_specs_equal_what_the_stored_files_give(made: Made) -> None:
     assert {"share", "features", "projection", "profile_1", "channels_1"} <= set(stored)
 
 
-def test_report_svgs_are_the_report_charts(made: Made) -> None:
-    svgs = made.runs.artifacts.read_json(made.run_id, REPORT_CHARTS)
+def test_report_svgs_are_drawn_once_then_read_from_the_cache(
+    made: Made, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exports = ExportService(made.runs)
+    exports.purge(made.run_id)
+    drawn: list[int] = []
+    draw = report.report_svgs
+
+    def counted(specs: dict[str, Any], k: int) -> dict[str, str]:
+        drawn.append(k)
+        return draw(specs, k)
+
+    monkeypatch.setattr(report, "report_svgs", counted)
+    svgs = exports.report_svgs(made.run_id)
     k = len(made.runs.insights(made.run_id)["segments"])
     stored = made.runs.artifacts.read_json(made.run_id, CHARTS)
     assert set(svgs) == {n for n in report_chart_names(k) if n in stored}
     assert all(svg.startswith("<svg") for svg in svgs.values())
+    # Cached beside the exports: another service (another process) reads it, draws nothing.
+    again = ExportService(made.runs)
+    assert again.report_svgs(made.run_id) == svgs
+    assert drawn == [k]
+    assert [p.name for p in (exports.root / made.run_id).iterdir()] == ["report-charts.2.json"]
+    exports.close()
+    again.close()
 
 
 def test_reproduce_is_identical_and_doctor_verifies_them(made: Made) -> None:
@@ -86,17 +110,17 @@ def test_reproduce_is_identical_and_doctor_verifies_them(made: Made) -> None:
     assert diagnose(made.runs.store, made.runs.artifacts).ok
     theirs = made.runs.manifest(result.new_run_id)["artifacts"]
     mine = made.runs.manifest(made.run_id)["artifacts"]
-    assert theirs[REPORT_CHARTS] == mine[REPORT_CHARTS]
+    assert theirs[CHARTS] == mine[CHARTS]
 
 
 def test_a_changed_chart_file_is_reported_by_doctor(made: Made, tmp_path: Path) -> None:
-    path = made.runs.artifacts.path(made.run_id, REPORT_CHARTS)
+    path = made.runs.artifacts.path(made.run_id, CHARTS)
     original = path.read_bytes()
     try:
-        path.write_bytes(original.replace(b"<svg", b"<svG", 1))
+        path.write_bytes(original.replace(b'"share"', b'"Share"', 1))
         problems = diagnose(made.runs.store, made.runs.artifacts).problems
         assert [(p.kind, p.run_id) for p in problems] == [("changed_file", made.run_id)]
-        assert problems[0].path.endswith(REPORT_CHARTS)
+        assert problems[0].path.endswith(CHARTS)
     finally:
         path.write_bytes(original)
 
@@ -105,9 +129,10 @@ def _fail(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("a chart was drawn during a request")
 
 
-def test_pages_report_and_pdf_draw_no_chart(
+def test_pages_report_and_pdf_draw_no_chart_once_drawn(
     made: Made, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    ExportService(made.runs).report_svgs(made.run_id)  # the first report view draws them
     for module, name in [
         (charts, "run_charts"),
         (charts, "to_svg"),
@@ -160,22 +185,51 @@ def test_the_same_chart_drawn_twice_gives_the_same_svg(made: Made) -> None:
     assert set(re.findall(r'\bid="([^"]+)"', first)) <= {f"profile_1-{i}" for i in range(99)}
 
 
-def test_a_run_made_before_stored_charts_still_works(made: Made, tmp_path: Path) -> None:
-    """A run written by an earlier version has no chart files: pages draw its charts on
+def _older_run(made: Made) -> tuple[str, Path, dict[str, Any]]:
+    """A new run of the same data, its folder and its manifest (to edit into an older one)."""
+    runs = made.runs
+    old = runs.execute(runs.create_run(runs.get_run(made.run_id).dataset_id).id)
+    folder = runs.artifacts.root / old.id
+    return old.id, folder, json.loads((folder / "manifest.json").read_bytes())
+
+
+def test_a_run_made_before_stored_charts_still_works(made: Made) -> None:
+    """A run written by an earlier version has no chart file: pages draw its charts on
     request, and reproduce compares the files it has."""
     runs = made.runs
-    dataset = runs.get_run(made.run_id).dataset_id
-    old = runs.execute(runs.create_run(dataset).id)
-    folder = runs.artifacts.root / old.id
-    manifest = json.loads((folder / "manifest.json").read_bytes())
-    expected = {n: runs.artifacts.read_json(old.id, n) for n in (CHARTS, REPORT_CHARTS)}
-    for name in (CHARTS, REPORT_CHARTS):
-        (folder / name).unlink()
-        del manifest["artifacts"][name]
+    old_id, folder, manifest = _older_run(made)
+    expected = runs.artifacts.read_json(old_id, CHARTS)
+    (folder / CHARTS).unlink()
+    del manifest["artifacts"][CHARTS]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     exports = ExportService(runs)
-    assert exports.charts(old.id) == expected[CHARTS]
-    assert exports.report_svgs(old.id).keys() == expected[REPORT_CHARTS].keys()
-    result = runs.reproduce(old.id)
+    assert exports.charts(old_id) == expected
+    k = len(runs.insights(old_id)["segments"])
+    assert exports.report_svgs(old_id).keys() == {n for n in report_chart_names(k) if n in expected}
+    result = runs.reproduce(old_id)
+    assert (result.identical, result.differing) == (True, [])
+    exports.close()
+
+
+def test_a_run_that_carries_its_report_svgs_is_read_as_it_is(
+    made: Made, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Earlier versions wrote the report's SVGs with the run (``report-charts.json``): they
+    are read, never drawn; doctor verifies the file; reproduce compares what runs now write."""
+    runs = made.runs
+    old_id, folder, manifest = _older_run(made)
+    carried = {"share": '<svg id="carried"/>'}
+    (folder / REPORT_CHARTS).write_text(json.dumps(carried))
+    path = folder / REPORT_CHARTS
+    manifest["artifacts"][REPORT_CHARTS] = {
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(report, "report_svgs", _fail)
+    exports = ExportService(runs)
+    assert exports.report_svgs(old_id) == carried
+    assert diagnose(runs.store, runs.artifacts).ok
+    result = runs.reproduce(old_id)
     assert (result.identical, result.differing) == (True, [])
     exports.close()

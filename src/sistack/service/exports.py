@@ -14,15 +14,16 @@ million customers) is never built inside a request: :meth:`ExportService.prepare
 build on a background thread and answers with its progress until the file is there. The CLI
 (:meth:`ExportService.export`) builds synchronously. Builds are tracked per process: with
 ``serve --workers N`` two processes asked for the same workbook may both build it (the file is
-renamed into place atomically, so the second build only costs time). Charts are never drawn here
-for a run that carries them: the run wrote its specs and the report's SVGs when it was made
-(:mod:`sistack.io.exports.prebuilt`).
+renamed into place atomically, so the second build only costs time). Chart specs are never built
+here for a run that carries them (the run wrote them: :mod:`sistack.io.exports.prebuilt`); the
+report's SVGs are drawn from them once per run and cached like an export.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -41,7 +42,7 @@ from sistack.errors import NotFound, SistackError, StorageError
 from sistack.io.exports import neutralise, profiles_frame, write_frame
 from sistack.io.exports.prebuilt import CHARTS, REPORT_CHARTS
 from sistack.io.exports.xlsx import write_workbook
-from sistack.io.store.artifacts import valid_id
+from sistack.io.store.artifacts import dump_json, valid_id
 from sistack.io.store.metadata import RunRecord
 from sistack.service.runs import RunService
 from sistack.service.simulation import SimulationService
@@ -150,6 +151,24 @@ def run_info(record: RunRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
     }
+
+
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it into place: a reader never
+    sees half of the file, and a failed write leaves nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target (os.replace is atomic only within one file system); the real
+    # suffix last, since some writers choose the format from it.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.chmod(0o644)  # mkstemp makes files private; an export is as readable as a run
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -294,19 +313,7 @@ class ExportService:
             return self._locks.setdefault(path, threading.Lock())
 
     def _build(self, fmt: ExportFormat, run_id: str, path: Path, progress: Progress) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Same folder as the target (os.replace is atomic only within one file system); the
-        # real suffix last, since some writers choose the format from it.
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{fmt.stem}.", suffix=fmt.suffix)
-        os.close(fd)
-        tmp = Path(name)
-        tmp.chmod(0o644)  # mkstemp makes files private; an export is as readable as a run
-        try:
-            fmt.build(self, run_id, tmp, progress)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        _write_atomically(path, lambda tmp: fmt.build(self, run_id, tmp, progress))
         for old in path.parent.glob(f"{fmt.stem}.*{fmt.suffix}"):
             if old != path:  # built for an earlier set of saved scenarios or an older layout
                 old.unlink(missing_ok=True)
@@ -389,14 +396,24 @@ class ExportService:
         )
 
     def report_svgs(self, run_id: str) -> dict[str, str]:
-        """The SVG of each chart the report prints (``report-charts.json``, written with the
-        run; drawn now for a run made before)."""
+        """The SVG of each chart the report prints, drawn from the run's specs on first use
+        and cached beside its exports (``report-charts.<layout>.json``); a run written by an
+        earlier version carries them (``report-charts.json``)."""
         if self._stored(run_id, REPORT_CHARTS):
             svgs: dict[str, str] = self.runs.artifacts.read_json(run_id, REPORT_CHARTS)
             return svgs
-        from sistack.io.exports.report import report_svgs
+        self.runs.finished(run_id)
+        path = self.root / run_id / f"report-charts.{LAYOUT_VERSION}.json"
+        with self._lock(path):
+            if not path.is_file():
+                from sistack.io.exports.report import report_svgs  # vl-convert
 
-        return report_svgs(self.charts(run_id), len(self.runs.insights(run_id)["segments"]))
+                k = len(self.runs.insights(run_id)["segments"])
+                drawn = report_svgs(self.charts(run_id), k)
+                _write_atomically(path, lambda tmp: tmp.write_bytes(dump_json(drawn)))
+                return drawn
+        svgs = json.loads(path.read_bytes())
+        return svgs
 
     def _stored(self, run_id: str, name: str) -> bool:
         return name in self.runs.manifest(run_id).get("artifacts", {})

@@ -32,6 +32,7 @@ from sistack.domain.insights.compare import DEFINITIONS as COMPARE_DEFINITIONS
 from sistack.domain.insights.compare import compare_runs
 from sistack.domain.profiles import SegmentProfile
 from sistack.domain.schema import (
+    TRANSACTIONS,
     ColumnMapping,
     RoleInfo,
     detect_mapping,
@@ -68,8 +69,7 @@ COMPARED = (
     "insights.json",
     "scores.parquet",
     "charts.json",
-    "report-charts.json",
-)
+)  # a run of an earlier version may also hold report-charts.json (doctor verifies it)
 UPLOAD_NAME = "upload.bin"
 
 
@@ -421,6 +421,10 @@ class RunService:
                     # columns instead of parsing the text again. Same rows, same order.
                     snapshot.result()
                     data = pl.scan_parquet(folder / "input.parquet")
+                source = None
+                if config.engine == "spark" and mapping.shape == TRANSACTIONS:
+                    snapshot.result()  # Spark reads the transaction rows from the snapshot
+                    source = folder / "input.parquet"
                 # Result tables are written (and hashed) as soon as the pipeline has them, on
                 # a writer thread, while it computes the rest.
                 tables: list[Future[tuple[str, str]]] = []
@@ -428,7 +432,9 @@ class RunService:
                 def write_table(name: str, frame: pl.DataFrame) -> None:
                     tables.append(writer.submit(_write_parquet, frame, folder / f"{name}.parquet"))
 
-                result = run_pipeline(data, mapping, config, progress=report, on_table=write_table)
+                result = run_pipeline(
+                    data, mapping, config, progress=report, on_table=write_table, source=source
+                )
                 read = [(w.code, w.message) for w in table.warnings]
                 result = replace(result, quality=result.quality.with_warnings(read))
                 report("write", 95)
@@ -762,9 +768,9 @@ def _write_parquet(frame: pl.DataFrame, path: Path) -> tuple[str, str]:
 
 
 def _warm_charts() -> None:
-    """Import the chart libraries (Altair, vl-convert: about a second) on a daemon thread, so
-    a cold process (``sistack run``) loads them while the pipeline's native code runs instead
-    of when the charts are drawn. Only the first call in a process does anything."""
+    """Import the chart library (Altair: over half a second) on a daemon thread, so a cold
+    process (``sistack run``) loads it while the pipeline's native code runs instead of when
+    the specs are built. Only the first call in a process does anything."""
     global _charts_warming
     if _charts_warming is None:
         _charts_warming = threading.Thread(target=_import_charts, name="warm-charts", daemon=True)
@@ -789,10 +795,9 @@ def _snapshot(raw: RawTable, path: Path) -> tuple[str, str]:
 
 
 def _charts(documents: dict[str, Any], result: PipelineResult) -> dict[str, Any]:
-    """The run's chart specs and report SVGs (``charts.json``, ``report-charts.json``), made
-    now so that no page view or PDF of the run draws a chart again (about 2 s on 1M customers;
-    vl-convert holds the interpreter, the Parquet writes running meanwhile do not need it)."""
-    from sistack.io.exports.prebuilt import as_stored, chart_documents  # Altair, vl-convert
+    """The run's chart specs (``charts.json``), made now so that no page view builds them
+    again (the report's SVGs are drawn on first use: see ``io.exports.prebuilt``)."""
+    from sistack.io.exports.prebuilt import as_stored, chart_documents  # Altair
 
     return chart_documents(
         profiles=as_stored(documents["profiles.json"]),

@@ -1,18 +1,18 @@
-"""A run's charts, built once when the run is written: the dashboard's specs and the report's SVGs.
+"""A run's chart specs, built once when the run is written (``charts.json``).
 
-Building the charts of a large run costs about two seconds (a sample of the customers read
-from the feature file, Altair writing the specs, vl-convert drawing the report's SVGs). A run
-is immutable, so that work is done once, while the run is written, and kept as two artifacts
-beside the others (listed in the manifest with their sha256, checked by ``sistack doctor`` and
-compared by ``reproduce``):
+The specs of a large run take a few tenths of a second to build (a sample of the customers read
+from the feature table, Altair writing each spec). A run is immutable, so that is done once,
+while the run is written, and kept as an artifact beside the others (listed in the manifest
+with its sha256, checked by ``sistack doctor`` and compared by ``reproduce``): every spec of
+:func:`~sistack.io.exports.charts.run_charts`, which the dashboard embeds. The specs are made
+from the run's documents exactly as they are stored (the documents pass through the same JSON
+encoding first), so they equal what would be built later from the stored files.
 
-* ``charts.json``: every Vega-Lite spec of :func:`~sistack.io.exports.charts.run_charts`, the
-  specs the dashboard embeds;
-* ``report-charts.json``: the SVG of each chart the report prints
-  (:func:`~sistack.io.exports.report.report_svgs`), which the PDF and the report page insert.
-
-Both are made from the run's documents exactly as they are stored (the documents pass through
-the same JSON encoding first), so they equal what would be built later from the stored files.
+The report's SVGs are not drawn here: vl-convert takes about 1.3 s for a report's 15 charts
+(half of it starting its renderer) and holds the interpreter meanwhile, a sixth of a
+1M-customer run. The first report page or PDF of a run draws them from ``charts.json`` and
+the export cache keeps them (:meth:`sistack.service.exports.ExportService.report_svgs`). Runs
+written by earlier versions carry them as ``report-charts.json``, which is read as it is.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from typing import Any
 import polars as pl
 
 from sistack.io.exports.charts import run_charts
-from sistack.io.exports.report import projection_sample, report_svgs
+from sistack.io.exports.report import projection_sample
 from sistack.io.store.artifacts import dump_json
 
 CHARTS = "charts.json"
-REPORT_CHARTS = "report-charts.json"
-PREBUILT = (CHARTS, REPORT_CHARTS)
+REPORT_CHARTS = "report-charts.json"  # the report's SVGs, in runs of earlier versions
 
 
 def as_stored(document: Any) -> Any:
@@ -44,7 +43,7 @@ def chart_documents(
     features: pl.DataFrame,
     assignments: pl.DataFrame,
 ) -> dict[str, dict[str, Any]]:
-    """``{"charts.json": {name: spec}, "report-charts.json": {name: svg}}`` of a run.
+    """``{"charts.json": {name: spec}}`` of a run.
 
     ``profiles``, ``insights`` and ``model`` are the run's documents as stored; ``features``
     and ``assignments`` the run's tables in memory (row-aligned, as the pipeline makes them),
@@ -53,6 +52,4 @@ def chart_documents(
     """
     sample = projection_sample(features.lazy(), assignments.lazy())
     specs = run_charts(profiles=profiles, insights=insights, model=model, projection=sample)
-    specs = as_stored(specs)
-    svgs = report_svgs(specs, len(insights["segments"]))
-    return {CHARTS: specs, REPORT_CHARTS: svgs}
+    return {CHARTS: as_stored(specs)}
