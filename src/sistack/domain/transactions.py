@@ -14,7 +14,7 @@ the first one). They are not segmentation features.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -73,23 +73,13 @@ def _levels(values: pl.Series, column: str, log: QualityLog) -> pl.Series:
     return cleaned
 
 
-PerCustomer = Callable[[pl.DataFrame, dt.date], pl.DataFrame]
-
-
 def aggregate_transactions(
     frame: pl.DataFrame,
     mapping: ColumnMapping,
     *,
     reference_date: dt.date | None = None,
-    per_customer: PerCustomer | None = None,
 ) -> CustomerTable:
-    """Validate transaction rows and aggregate them to a canonical customer table.
-
-    ``per_customer`` replaces the aggregation step (clean rows ``customer_id, date, amount,
-    order, deal[, channel, category, response]`` and the reference date -> one row per customer,
-    sorted by id); an engine that aggregates elsewhere (Spark SQL) passes its own and must
-    produce the columns of :func:`per_customer_table`.
-    """
+    """Validate transaction rows and aggregate them to a canonical customer table."""
     if mapping.shape != TRANSACTIONS:
         raise ValueError("aggregate_transactions needs a transaction mapping")
     require_roles(mapping)
@@ -193,7 +183,7 @@ def aggregate_transactions(
         raise InputError("No transaction row is usable.", code="no_usable_rows")
 
     assert reference is not None  # rows exist, so there is a latest date
-    table = (per_customer or per_customer_table)(tx.drop(ROW), reference)
+    table = per_customer_table(tx.drop(ROW), reference)
     report = log.report(rows_read=rows_read, rows_used=tx.height)
     return CustomerTable(table=table, report=report, reference_date=reference)
 

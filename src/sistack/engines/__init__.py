@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 
-from sistack.engines.base import Engine, Segmentation
+from sistack.engines.base import Engine, ReadsFiles, Segmentation
 from sistack.engines.local import LocalEngine
 from sistack.errors import InputError
 
@@ -26,7 +26,15 @@ SPARK_MASTER = re.compile(
     r"|yarn)$"
 )
 
-__all__ = ["ENGINES", "Engine", "LocalEngine", "Segmentation", "check_engine", "open_engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "LocalEngine",
+    "ReadsFiles",
+    "Segmentation",
+    "check_engine",
+    "open_engine",
+]
 
 
 class EngineUnavailable(InputError):

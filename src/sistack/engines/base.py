@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -86,4 +86,16 @@ class Engine(Protocol):
 
     def release(self) -> None:
         """Free what the engine keeps between steps of one run (cached data)."""
+        ...
+
+
+@runtime_checkable
+class ReadsFiles(Protocol):
+    """An engine that reads a transaction file itself (Spark): its rows never come to the
+    process that runs the pipeline, only the customer table and the quality report do."""
+
+    def prepare_file(
+        self, path: Path, mapping: ColumnMapping, *, reference_date: dt.date | None
+    ) -> CustomerTable:
+        """``prepare`` for the transaction rows of the Parquet file at ``path``."""
         ...

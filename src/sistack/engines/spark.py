@@ -2,14 +2,17 @@
 
 What runs where:
 
-* executors - transactions -> one row per customer (Spark SQL), the canonical features (the
+* executors - typing and checking transaction rows (the Polars expressions of
+  ``domain.transaction_rows`` on each Arrow batch, see ``engines.spark_rows``), transactions ->
+  one row per customer (Spark SQL), the canonical features (the
   Polars definitions of ``domain.features``, applied to each Arrow batch with ``mapInArrow``),
   scaling and assignment (``FeatureScaler`` and ``nearest`` of ``domain.segmentation``, same
   way), the k-means fit (MLlib, warm-started), profile aggregates (Spark SQL), and the
   partitioned ``assignments/`` artifact;
 * driver - the same deterministic samples as the local engine (k selection with
   ``SegmentModel.warm_start``, so the chosen k is the local one by construction; scaler
-  quantiles), segment ordering, and the insights, which read the customer-level feature table
+  quantiles), the quality report and reference date from the checks' small answers, segment
+  ordering, and the insights, which read the customer-level feature table
   collected once (one row per customer: bounded by customers, not transactions; see
   docs/spark.md for the memory this takes).
 """
@@ -41,9 +44,14 @@ from sistack.domain.profiles import SegmentProfile, profiles_from_rows, summable
 from sistack.domain.schema import CUSTOMERS, ColumnMapping
 from sistack.domain.segmentation.model import FeatureScaler, SegmentModel, nearest, order_segments
 from sistack.domain.segmentation.selection import sample_indices
-from sistack.domain.transactions import aggregate_transactions
 from sistack.domain.validation import CustomerTable, validate_customers
 from sistack.engines.base import Segmentation
+from sistack.engines.spark_rows import (
+    arrow_schema,
+    check_transactions,
+    to_batches,
+    used_transactions,
+)
 from sistack.errors import InputError, SistackError
 
 # Row order of every collected result: (POS, customer_id). Customer-level data keeps the input
@@ -115,25 +123,6 @@ def read_source(spark: SparkSession, uri: str) -> pl.DataFrame:
     return table
 
 
-def _arrow_type(dtype: T.DataType) -> pa.DataType:
-    return {
-        T.StringType: pa.string(),
-        T.DoubleType: pa.float64(),
-        T.LongType: pa.int64(),
-        T.IntegerType: pa.int32(),
-        T.DateType: pa.date32(),
-        T.BooleanType: pa.bool_(),
-    }[type(dtype)]
-
-
-def _arrow_schema(schema: T.StructType) -> pa.Schema:
-    return pa.schema([pa.field(f.name, _arrow_type(f.dataType)) for f in schema.fields])
-
-
-def _batches(frame: pl.DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    yield from frame.to_arrow().select(schema.names).cast(schema).to_batches()
-
-
 def _null_nan(column: str) -> Column:
     """The column with NaN read as missing (numpy's nan-aware statistics ignore both)."""
     return F.nanvl(F.col(column), F.lit(None).cast("double"))
@@ -183,34 +172,44 @@ class SparkEngine:
     def prepare(
         self, raw: pl.DataFrame, mapping: ColumnMapping, *, reference_date: dt.date | None
     ) -> CustomerTable:
-        """Validate customer rows, or clean transaction rows and aggregate them in Spark SQL.
-
-        Row-level cleaning (parsing dates and numbers, the quality report) is the domain's own
-        code on the rows the service read; the group-by over transactions, the step whose input
-        grows with the business, runs on the executors.
-        """
+        """Validate customer rows here, or type, check and aggregate transaction rows on the
+        executors (:meth:`prepare_file`'s way, from rows the caller holds already)."""
         if mapping.shape == CUSTOMERS:
             customers = validate_customers(raw, mapping, reference_date=reference_date)
             self._customers = self._cache(
                 self._from_polars(customers.table.with_row_index(POS).cast({POS: pl.Int64}))
             )
             return customers
-        return aggregate_transactions(
-            raw, mapping, reference_date=reference_date, per_customer=self._per_customer
+        return self._transactions(self._from_polars(raw), mapping, reference_date)
+
+    def prepare_file(
+        self, path: Path | str, mapping: ColumnMapping, *, reference_date: dt.date | None
+    ) -> CustomerTable:
+        """Transaction rows of a Parquet file (a path every executor can read, or a Hadoop
+        URI), typed, checked and aggregated on the executors: the rows never reach the driver,
+        only the customer table and the quality report's counts and example rows do."""
+        uri = path.resolve().as_uri() if isinstance(path, Path) else path
+        return self._transactions(self.spark.read.parquet(uri), mapping, reference_date)
+
+    def _transactions(
+        self, frame: DataFrame, mapping: ColumnMapping, reference_date: dt.date | None
+    ) -> CustomerTable:
+        """The rules of ``domain.transaction_rows`` on every Arrow batch (``engines.spark_rows``),
+        then the group-by per customer in Spark SQL."""
+        typed, checked = check_transactions(
+            frame, mapping, reference_date=reference_date, cache=self._cache
+        )
+        tx = used_transactions(typed, checked)
+        customers = transactions_per_customer(tx, checked.reference_date, levels=checked.levels)
+        self._customers = self._cache(customers.withColumn(POS, F.lit(0).cast("long")))
+        table = self._collect(self._customers).drop(POS)
+        typed.unpersist()  # the customers are cached now
+        return CustomerTable(
+            table=table, report=checked.report, reference_date=checked.reference_date
         )
 
     def _from_polars(self, frame: pl.DataFrame) -> DataFrame:
         return self.spark.createDataFrame(frame.to_arrow())
-
-    def _per_customer(self, tx: pl.DataFrame, reference: dt.date) -> pl.DataFrame:
-        levels: dict[str, list[str]] = {
-            role: tx.get_column(role).unique().drop_nulls().sort().to_list()
-            for role in ("channel", "category")
-            if role in tx.columns
-        }
-        frame = transactions_per_customer(self._from_polars(tx), reference, levels=levels)
-        self._customers = self._cache(frame.withColumn(POS, F.lit(0).cast("long")))
-        return self._collect(self._customers).drop(POS)
 
     def _collect(self, frame: DataFrame) -> pl.DataFrame:
         table = frame.orderBy(*KEY).toArrow()
@@ -230,7 +229,7 @@ class SparkEngine:
             + [T.StructField(n, T.DoubleType()) for n in names]
             + [T.StructField(f"t__{c}", T.DoubleType()) for c in sums if c not in names]
         )
-        arrow = _arrow_schema(schema)
+        arrow = arrow_schema(schema)
         extra = [c for c in sums if c not in names]
 
         def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -250,7 +249,7 @@ class SparkEngine:
                 out = out.with_columns(
                     [part.get_column(c).cast(pl.Float64).alias(f"t__{c}") for c in extra]
                 )
-                yield from _batches(out, arrow)
+                yield from to_batches(out, arrow)
 
         self._features = self._cache(table.mapInArrow(apply, schema))
         frame = self._collect(self._features.select(*KEY, *names)).drop(POS)
@@ -499,7 +498,7 @@ def _scaled(source: DataFrame, names: list[str], scaler: FeatureScaler) -> DataF
         + [T.StructField(f"z{j}", T.DoubleType()) for j in range(len(names))]
         + [T.StructField(f"c{j}", T.IntegerType()) for j in range(len(names))]
     )
-    arrow = _arrow_schema(schema)
+    arrow = arrow_schema(schema)
     params = scaler.to_dict()
 
     def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -515,7 +514,7 @@ def _scaled(source: DataFrame, names: list[str], scaler: FeatureScaler) -> DataF
                 [pl.Series(f"z{j}", Z[:, j]) for j in range(len(names))]
                 + [pl.Series(f"c{j}", capped[:, j].astype(np.int32)) for j in range(len(names))]
             )
-            yield from _batches(out, arrow)
+            yield from to_batches(out, arrow)
 
     return source.mapInArrow(apply, schema)
 
@@ -531,7 +530,7 @@ def _assign(scaled: DataFrame, z_cols: list[str], centers: np.ndarray) -> DataFr
             T.StructField("distance", T.DoubleType()),
         ]
     )
-    arrow = _arrow_schema(schema)
+    arrow = arrow_schema(schema)
 
     def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -541,7 +540,7 @@ def _assign(scaled: DataFrame, z_cols: list[str], centers: np.ndarray) -> DataFr
             out = part.select(POS, "customer_id", "monetary").with_columns(
                 pl.Series("label", labels), pl.Series("distance", dist)
             )
-            yield from _batches(out, arrow)
+            yield from to_batches(out, arrow)
 
     return scaled.mapInArrow(apply, schema)
 

@@ -26,13 +26,13 @@ from sistack.domain.insights.promotion import fit_response
 from sistack.domain.insights.report import Insights, build_insights
 from sistack.domain.profiles import SegmentProfile, finite_std
 from sistack.domain.quality import CHANGED, QualityIssue, QualityReport
-from sistack.domain.schema import CUSTOMERS, ColumnMapping
+from sistack.domain.schema import CUSTOMERS, TRANSACTIONS, ColumnMapping
 from sistack.domain.segmentation.model import FeatureScaler, SegmentModel
 from sistack.domain.segmentation.selection import sample_indices
 from sistack.domain.segmentation.stability import Stability, bootstrap_stability
 from sistack.domain.transactions_stream import aggregate_transactions_lazy
 from sistack.domain.validation import CustomerTable, validate_customers
-from sistack.engines import SPARK_MASTER, Engine, LocalEngine, open_engine
+from sistack.engines import SPARK_MASTER, Engine, LocalEngine, ReadsFiles, open_engine
 from sistack.errors import InputError
 from sistack.io.spill import spill_to
 
@@ -176,13 +176,16 @@ def run_pipeline(
     progress: Progress | None = None,
     engine: Engine | None = None,
     on_table: TableReady | None = None,
+    source: Path | None = None,
 ) -> PipelineResult:
     """Validate -> features -> scale -> choose k and fit -> stability -> profiles.
 
     The data-parallel steps run on ``engine`` (default: the one ``config.engine`` names); the
     rest is domain code on this process, the same for every engine. ``on_table`` is called
     with each of the result's tables (``"features"``, ``"assignments"``, ``"scores"``) as soon
-    as it is final, so a caller can write it while the rest is computed.
+    as it is final, so a caller can write it while the rest is computed. ``source`` is a
+    Parquet file holding the rows of ``raw`` (the run's input snapshot): an engine that reads
+    files itself (Spark) reads transaction rows from it instead of from this process.
     """
     engine = engine or open_engine(config.engine, master=config.spark_master)
     # A second thread for the response model (see ``_run``); on a failure its queued work is
@@ -197,6 +200,7 @@ def run_pipeline(
             progress,
             on_table or (lambda name, frame: None),
             background,
+            source,
         )
     except BaseException:
         engine.release()
@@ -213,6 +217,7 @@ def _run(
     progress: Progress | None,
     on_table: TableReady,
     background: ThreadPoolExecutor,
+    source: Path | None = None,
 ) -> PipelineResult:
     report = progress or (lambda stage, pct: None)
     timings: dict[str, float] = {}
@@ -225,7 +230,10 @@ def _run(
         clock = now
 
     report("validate", 10)
-    if isinstance(raw, pl.LazyFrame) and isinstance(engine, LocalEngine):
+    if source is not None and mapping.shape == TRANSACTIONS and isinstance(engine, ReadsFiles):
+        # The engine reads the rows itself (Spark: on its executors); none come here.
+        customers = engine.prepare_file(source, mapping, reference_date=config.reference_date)
+    elif isinstance(raw, pl.LazyFrame) and isinstance(engine, LocalEngine):
         # A file too large to read whole: typed/aggregated in bounded memory.
         customers = prepare_streamed(raw, mapping, reference_date=config.reference_date)
     else:
