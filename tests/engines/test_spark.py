@@ -24,6 +24,7 @@ from sistack.cli import app as cli_app
 from sistack.config import Settings
 from sistack.demo import generate_customers, generate_transactions
 from sistack.domain.schema import detect_mapping
+from sistack.errors import InputError
 from sistack.service.doctor import diagnose
 from sistack.service.pipeline import PipelineResult, RunConfig, run_pipeline
 from sistack.service.runs import RunService
@@ -196,3 +197,161 @@ def test_a_uri_needs_the_spark_engine(cli_env: dict[str, str]) -> None:
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "invalid_option"
     assert "--engine spark" in error["message"]
+
+
+# Dirty transaction rows planted in generated ones (1-based row numbers, spread over the file so
+# that they fall in different Spark partitions): (row, column, raw text).
+DIRTY = [
+    (7, "customer_id", ""),
+    (2400, "customer_id", None),
+    (15, "order_date", "not a date"),
+    (1800, "order_date", "32/13/2023"),
+    (80, "order_date", "31/01/2023"),  # another format: read by the fallback, no issue
+    (70, "order_date", "2099-01-01"),  # after the reference date
+    (30, "amount", "$12.50"),
+    (2500, "amount", "1,234.50"),
+    (40, "amount", "nan"),
+    (3000, "amount", ""),
+    (50, "amount", "-20.00"),  # a return
+    (2222, "amount", "-5"),
+    (90, "promo", "yes"),
+    (60, "channel", None),  # unknown levels
+    (61, "channel", "??"),
+    (3100, "channel", "Kiosk!"),
+]
+# The report those rows make, worked out from the list above: (code, column, count, rows).
+DIRTY_ISSUES = [
+    ("missing_customer_id", "customer_id", 2, (7, 2400)),
+    ("cleaned_number", "amount", 2, (30, 2500)),
+    ("cleaned_number", "promo", 1, (90,)),
+    ("unparseable_date", "order_date", 2, (15, 1800)),
+    ("missing_amount", "amount", 2, (40, 3000)),
+    ("date_after_reference", "order_date", 1, (70,)),
+    ("negative_amount", "amount", 2, (50, 2222)),
+]
+
+
+def _dirty_transactions() -> pl.DataFrame:
+    """3,331 generated transactions of 300 customers, as text (as read from a CSV), with
+    :data:`DIRTY` planted."""
+    frame = generate_transactions(300, seed=11)[0].with_columns(pl.all().cast(pl.String))
+    row = pl.int_range(1, pl.len() + 1)
+    for at, column, text in DIRTY:
+        frame = frame.with_columns(
+            pl.when(row == at).then(pl.lit(text, dtype=pl.String)).otherwise(pl.col(column))
+            .alias(column)
+        )  # fmt: skip
+    return frame
+
+
+def _no_rows_here(frame: pl.DataFrame) -> pl.DataFrame:
+    raise AssertionError("the transaction rows were read on the driver")
+
+
+@pytest.fixture(scope="module")
+def dirty(
+    spark: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PipelineResult, PipelineResult, list[list[str]]]:
+    """The dirty transactions run locally, and on Spark from a Parquet file in several
+    partitions, with every way the rows could reach the driver closed; the column names of
+    every result with rows that Spark handed to the driver."""
+    from sistack.engines.spark import SparkEngine
+
+    data = _dirty_transactions()
+    mapping = detect_mapping(data, shape="transactions")
+    local = run_pipeline(data, mapping, CONFIG)
+    path = tmp_path_factory.mktemp("dirty") / "input.parquet"
+    data.write_parquet(path, row_group_size=400)
+    collected: list[list[str]] = []
+    with pytest.MonkeyPatch.context() as mp:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+        assert spark.read.parquet(str(path)).rdd.getNumPartitions() >= 3
+        frames = type(spark.range(1))  # the session's DataFrame class (Spark 4: "classic")
+        for name in ("toArrow", "collect"):
+            mp.setattr(frames, name, _recording(getattr(frames, name), collected))
+        mp.setattr(SparkEngine, "prepare", _no_rows_here)
+        mp.setattr(SparkEngine, "_from_polars", _no_rows_here)
+        # The pipeline's own copy of the rows is a frame that fails when read.
+        unreadable = data.lazy().map_batches(_no_rows_here)
+        try:
+            on_spark = run_pipeline(
+                unreadable,
+                mapping,
+                CONFIG.model_copy(update={"engine": "spark"}),
+                engine=SparkEngine(session=spark),
+                source=path,
+            )
+        finally:
+            spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    return local, on_spark, collected
+
+
+def _recording(method: Any, collected: list[list[str]]) -> Any:
+    def record(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        if len(result):  # a table's schema alone (no rows) is not data
+            collected.append(list(self.columns))
+        return result
+
+    return record
+
+
+def test_dirty_transactions_give_the_local_customers_and_report(
+    dirty: tuple[PipelineResult, PipelineResult, list[list[str]]],
+) -> None:
+    local, on_spark, _ = dirty
+    found = [(i.code, i.column, i.count, i.rows) for i in on_spark.customers.report.issues]
+    assert found == DIRTY_ISSUES
+    assert (on_spark.customers.report.rows_read, on_spark.customers.report.rows_used) == (
+        3331,
+        3331 - 2 - 2 - 2 - 1,
+    )
+    assert on_spark.customers.reference_date == local.customers.reference_date
+    assert on_spark.customers.report == local.customers.report
+    assert on_spark.quality.to_dict() == local.quality.to_dict()
+    assert on_spark.customers.table.equals(local.customers.table)
+    # The unknown channels ("??" and a missing one) are one level; the rare one stays by name.
+    columns = on_spark.customers.table.columns
+    assert {"purchases_unknown", "purchases_kiosk"} <= set(columns)
+    assert on_spark.customers.table.get_column("purchases_unknown").sum() == 2
+    assert on_spark.model.n_segments_ == local.model.n_segments_
+
+
+def test_dirty_transactions_never_reach_the_driver(
+    dirty: tuple[PipelineResult, PipelineResult, list[list[str]]],
+) -> None:
+    """Neither the raw rows (``order_id``) nor the typed ones (``_no_id``, ``deal``) came back:
+    only counts, example row numbers, level texts, dates, and the customer-level tables."""
+    _, on_spark, collected = dirty
+    assert collected  # the recording saw Spark's results
+    raw_or_typed = {"order_id", "order_date", "_no_id", "deal", "order"}
+    assert [c for c in collected if raw_or_typed & set(c)] == []
+    assert ["_row", "t"] in collected  # the date sample (at most DATE_SAMPLE rows)
+    assert on_spark.customers.table.height == 300
+
+
+@pytest.mark.parametrize(
+    ("column", "texts", "code"),
+    [
+        ("amount", {5: "abc", 2900: "x"}, "non_numeric_values"),
+        ("order_date", {r: "soon" for r in range(1, 2000)}, "invalid_dates"),
+    ],
+)
+def test_spark_refuses_bad_transactions_as_the_local_path_does(
+    spark: Any, tmp_path: Path, column: str, texts: dict[int, str], code: str
+) -> None:
+    from sistack.engines.spark import SparkEngine
+
+    data = _dirty_transactions()
+    values = [texts.get(r, v) for r, v in enumerate(data.get_column(column).to_list(), 1)]
+    data = data.with_columns(pl.Series(column, values, dtype=pl.String))
+    mapping = detect_mapping(data, shape="transactions")
+    path = tmp_path / "input.parquet"
+    data.write_parquet(path)
+    with pytest.raises(InputError) as local:
+        run_pipeline(data, mapping, CONFIG)
+    with pytest.raises(InputError) as on_spark:
+        SparkEngine(session=spark).prepare_file(path, mapping, reference_date=None)
+    assert on_spark.value.code == local.value.code == code
+    assert str(on_spark.value) == str(local.value)
+    assert on_spark.value.details == local.value.details
