@@ -355,3 +355,26 @@ def test_spark_refuses_bad_transactions_as_the_local_path_does(
     assert on_spark.value.code == local.value.code == code
     assert str(on_spark.value) == str(local.value)
     assert on_spark.value.details == local.value.details
+
+
+def test_a_service_run_on_spark_reads_the_transactions_from_its_snapshot(
+    spark: Any, runs: RunService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``service.runs`` hands Spark the run's ``input.parquet``: the engine never gets the rows
+    from the service, and the run's quality report is the local run's."""
+    from sistack.engines.spark import SparkEngine
+
+    path = tmp_path / "orders.csv"
+    _dirty_transactions().write_csv(path)
+    dataset, _ = runs.add_dataset(path, filename="orders.csv")
+    local = runs.execute(runs.create_run(dataset.id, config=CONFIG).id)
+    monkeypatch.setattr(SparkEngine, "prepare", _no_rows_here)
+    monkeypatch.setattr(SparkEngine, "_from_polars", _no_rows_here)
+    spark_config = CONFIG.model_copy(update={"engine": "spark"})
+    on_spark = runs.execute(runs.create_run(dataset.id, config=spark_config).id)
+    assert (local.status, on_spark.status) == ("succeeded", "succeeded"), on_spark
+    assert runs.quality(on_spark.id) == runs.quality(local.id)
+    issues = [
+        (i["code"], i["count"], tuple(i["rows"])) for i in runs.quality(on_spark.id)["issues"]
+    ]
+    assert ("missing_customer_id", 2, (7, 2400)) in issues
