@@ -120,7 +120,7 @@ def test_a_clean_home_passes(home: tuple[Settings, str, str]) -> None:
     manifest = json.loads((settings.artifacts / run / "manifest.json").read_bytes())
     assert report["problems"] == []
     assert (report["ok"], report["runs_checked"]) == (True, 1)
-    assert report["files_checked"] == len(manifest["artifacts"]) == 10  # with the two chart files
+    assert report["files_checked"] == len(manifest["artifacts"]) == 9  # with the chart specs
     for name, entry in manifest["artifacts"].items():  # the manifest is what doctor trusts
         assert sha256_file(settings.artifacts / run / name) == entry["sha256"]
 
@@ -141,7 +141,7 @@ def test_each_damage_is_reported(
         assert problem["path"] == where.format(run=run, failed=failed)
     assert problem["message"]
     if kind == "symlink":  # the link's target is never read or hashed
-        assert report["files_checked"] == 9
+        assert report["files_checked"] == 8
 
 
 def test_several_problems_are_all_listed(home: tuple[Settings, str, str]) -> None:
@@ -159,7 +159,7 @@ def test_cli_exit_codes_and_json(home: tuple[Settings, str, str]) -> None:
     runner = CliRunner()
     clean = runner.invoke(cli_app, ["doctor"], env=env)
     assert clean.exit_code == 0, clean.output
-    assert "1 succeeded run(s), 10 file(s) verified" in " ".join(clean.stdout.split())
+    assert "1 succeeded run(s), 9 file(s) verified" in " ".join(clean.stdout.split())
     flip_byte(settings.artifacts, run, failed)
     broken = runner.invoke(cli_app, ["doctor", "--json"], env=env)
     assert broken.exit_code == 1
