@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from threadpoolctl import threadpool_limits
 
 from sistack.domain.features import FeatureMatrix
-from sistack.domain.insights.promotion import fit_response
+from sistack.domain.insights.promotion import fit_response, score_customers
 from sistack.domain.insights.report import Insights, build_insights
 from sistack.domain.profiles import SegmentProfile, finite_std
 from sistack.domain.quality import CHANGED, QualityIssue, QualityReport
@@ -271,15 +271,18 @@ def _run(
         )
     X = model_matrix(features, names)
     log_cols = [j for j, name in enumerate(names) if features_log(features, name)]
-    # The response model needs features and labels only (of its labelled sample): fit it on a
-    # second thread while the segmentation (single-threaded k-means, for reproducible bits)
-    # runs on this one.
+    # The response model needs features and labels only (of its labelled sample): fit it, then
+    # score every customer, on a second thread while the segmentation (single-threaded k-means,
+    # for reproducible bits) runs on this one.
     response_fit = background.submit(
         fit_response,
         features.frame,
         customers.table,
         seed=config.seed,
         max_rows=config.response_sample,
+    )
+    response_scores = background.submit(
+        lambda: score_customers(response_fit.result(), features.frame)
     )
     on_table("features", features.frame)
     lap("features")
@@ -354,6 +357,7 @@ def _run(
         seed=config.seed,
         response_sample=config.response_sample,
         response_fit=response_fit.result(),
+        response_scores=response_scores.result(),
     )
     on_table("scores", insights.customer_scores)
     lap("insights")

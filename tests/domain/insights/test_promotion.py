@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from numpy.testing import assert_allclose
 
-from sistack.domain.insights.promotion import FALLBACKS, response_insights
+from sistack.domain.insights.promotion import FALLBACKS, response_insights, score_customers
 from sistack.domain.insights.response import NO_LABEL
 
 # Six customers: segment 1 = customers 0-1, segment 2 = customers 2-5.
@@ -45,6 +45,20 @@ def test_expected_responders_are_the_sum_of_the_customers_probabilities():
         assert result.expected[seg] == pytest.approx(rate)
     assert_allclose(result.per_customer.to_numpy(), PROBABILITY)
     assert result.model_summary["available"] is True and result.model_summary["reason"] is None
+
+
+def test_probabilities_scored_beforehand_are_the_ones_reported():
+    fitted = (FixedModel(), None)
+    scores = score_customers(fitted, FEATURES)
+    assert_allclose(scores, PROBABILITY)
+    assert score_customers((None, "no label"), FEATURES) is None
+    table = pl.DataFrame({"customer_id": IDS})
+    given = response_insights(
+        FEATURES, table, SEGMENT, [1, 2], seed=0, fitted=fitted, probabilities=scores[::-1].copy()
+    )
+    # The given probabilities are used as they are (here reversed: segment 1 gets 0.9 + 0.5).
+    assert given.segments[1]["expected_responders"] == pytest.approx(1.4)
+    assert_allclose(given.per_customer.to_numpy(), PROBABILITY[::-1])
 
 
 def test_without_label_or_campaigns_nothing_is_shown_and_the_message_says_so():

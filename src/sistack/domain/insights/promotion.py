@@ -108,6 +108,13 @@ def fit_response(
 PREDICT_ROWS = 500_000  # customers converted to a matrix and scored at once
 
 
+def score_customers(fitted: Fitted, features: pl.DataFrame) -> np.ndarray | None:
+    """Every customer's response probability from a fitted model (None without one); a caller
+    may compute it beside the segmentation and hand it to :func:`response_insights`."""
+    model, _ = fitted
+    return None if model is None else _predict(model, features)
+
+
 def _predict(model: model_mod.ResponseModel, features: pl.DataFrame) -> np.ndarray:
     """Probabilities for every customer, a block of rows at a time: the all-features matrix of
     10M customers (1.6 GB) is never built. Scoring is row by row, so the bits are the same."""
@@ -130,8 +137,13 @@ def response_insights(
     seed: int,
     max_rows: int = 20_000,
     fitted: Fitted | None = None,
+    probabilities: np.ndarray | None = None,
 ) -> ResponseInsights:
-    """Expected and observed response per segment and for all customers (segment 0)."""
+    """Expected and observed response per segment and for all customers (segment 0).
+
+    ``fitted`` and ``probabilities`` (:func:`score_customers` of it) may come computed; else
+    the model is fitted and every customer scored here.
+    """
     y = _label(table)
     model, reason = fitted or fit_response(features, table, seed=seed, max_rows=max_rows)
     campaigns = {
@@ -147,7 +159,7 @@ def response_insights(
         by_segment.setdefault(r.segment, []).append(r.to_dict())
 
     if model is not None:
-        prob = _predict(model, features)
+        prob = probabilities if probabilities is not None else _predict(model, features)
         basis = "model"
     elif y is not None and np.isfinite(y).any():
         prob = None

@@ -101,6 +101,7 @@ def build_insights(
     seed: int,
     response_sample: int = 20_000,
     response_fit: promotion.Fitted | None = None,
+    response_scores: np.ndarray | None = None,
 ) -> Insights:
     """Compute every insight of a run (see the module docstring)."""
     names = [c for c in features.columns if c != "customer_id"]
@@ -129,6 +130,7 @@ def build_insights(
         seed=seed,
         max_rows=response_sample,
         fitted=response_fit,
+        probabilities=response_scores,
     )
     val = value.value_insights(features, segment, seg_ids, shape=shape, seed=seed, table=table)
     people = {p.segment: p for p in personas.build_personas(profiles, stds)}
