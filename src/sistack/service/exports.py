@@ -153,7 +153,7 @@ def run_info(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write`` a temporary file beside ``path``, then rename it into place: a reader never
     sees half of the file, and a failed write leaves nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
