@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,4 +234,31 @@ def test_a_run_that_carries_its_report_svgs_is_read_as_it_is(
     assert diagnose(runs.store, runs.artifacts).ok
     result = runs.reproduce(old_id)
     assert (result.identical, result.differing) == (True, [])
+    exports.close()
+
+
+def test_opening_a_run_draws_its_report_svgs_in_the_background(
+    made: Made, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exports = ExportService(made.runs)
+    exports.purge(made.run_id)
+    threads: list[str] = []
+    draw = report.report_svgs
+
+    def recorded(specs: dict[str, Any], k: int) -> dict[str, str]:
+        threads.append(threading.current_thread().name)
+        return draw(specs, k)
+
+    monkeypatch.setattr(report, "report_svgs", recorded)
+    web = WebViews(made.runs, SimulationService(made.runs), exports)
+    web.overview_charts(web.documents(made.run_id))  # the dashboard opens the run
+    cached = exports.root / made.run_id / "report-charts.2.json"
+    deadline = time.monotonic() + 60
+    while not cached.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cached.is_file()
+    assert web.report_html(made.run_id).count("data:image/svg+xml;base64,") == len(
+        json.loads(cached.read_bytes())
+    )
+    assert len(threads) == 1 and threads[0].startswith("sistack-export")
     exports.close()

@@ -21,6 +21,7 @@ report's SVGs are drawn from them once per run and cached like an export.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -403,7 +404,7 @@ class ExportService:
             svgs: dict[str, str] = self.runs.artifacts.read_json(run_id, REPORT_CHARTS)
             return svgs
         self.runs.finished(run_id)
-        path = self.root / run_id / f"report-charts.{LAYOUT_VERSION}.json"
+        path = self._report_svgs_path(run_id)
         with self._lock(path):
             if not path.is_file():
                 from sistack.io.exports.report import report_svgs  # vl-convert
@@ -414,6 +415,25 @@ class ExportService:
                 return drawn
         svgs = json.loads(path.read_bytes())
         return svgs
+
+    def draw_report_svgs_soon(self, run_id: str) -> None:
+        """Draw the report's SVGs on the build thread unless they are there, so that the
+        report page or PDF opened next need not wait for them (pages call this when they first
+        load a run)."""
+        if self._stored(run_id, REPORT_CHARTS) or self._report_svgs_path(run_id).is_file():
+            return
+
+        def draw() -> None:
+            try:
+                self.report_svgs(run_id)
+            except Exception:  # the report page or PDF will meet (and show) the same error
+                log.exception("drawing the report charts of run %s failed", run_id)
+
+        with contextlib.suppress(RuntimeError):  # the service is closing: nothing to start
+            self._pool.submit(draw)
+
+    def _report_svgs_path(self, run_id: str) -> Path:
+        return self.root / run_id / f"report-charts.{LAYOUT_VERSION}.json"
 
     def _stored(self, run_id: str, name: str) -> bool:
         return name in self.runs.manifest(run_id).get("artifacts", {})

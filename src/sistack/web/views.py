@@ -115,7 +115,13 @@ class WebViews:
         """Every chart spec of the run (see :func:`~sistack.io.exports.charts.run_charts`)."""
 
         run_id = docs.run.id
-        return self._cache.get((run_id, "charts"), lambda: self.exports.charts(run_id))
+
+        def first_load() -> dict[str, dict[str, Any]]:
+            # Whoever opens a run may open its report next: draw the report's SVGs meanwhile.
+            self.exports.draw_report_svgs_soon(run_id)
+            return self.exports.charts(run_id)
+
+        return self._cache.get((run_id, "charts"), first_load)
 
     def comparison(self, run_id: str, other_id: str) -> dict[str, Any]:
         """``GET /api/v1/runs/{run_id}/compare/{other_id}``, kept: both runs are immutable."""
