@@ -78,10 +78,21 @@ def wilson_interval(successes: int, trials: int, *, confidence: float = 0.95) ->
 def _as_labels(values: np.ndarray, what: str) -> np.ndarray:
     """Float array of 0, 1 or nan (unknown)."""
     arr = np.asarray(values, dtype=np.float64).ravel()
-    known = arr[~np.isnan(arr)]
-    if not np.isin(known, (0.0, 1.0)).all():
+    if not ((arr == 0.0) | (arr == 1.0) | np.isnan(arr)).all():
         raise ValueError(f"{what} must be 0, 1 or missing")
     return arr
+
+
+def group_index(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(labels, return_inverse=True)``; for small non-negative integers (segment
+    ids) by counting instead of sorting (10M customers: a fifth of the time)."""
+    if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 2**20:
+        present = np.flatnonzero(np.bincount(labels))
+        position = np.zeros(int(present[-1]) + 1, dtype=np.intp)
+        position[present] = np.arange(len(present))
+        return present.astype(labels.dtype), position[labels]
+    ids, inverse = np.unique(labels, return_inverse=True)
+    return ids, inverse
 
 
 @dataclass(frozen=True)
@@ -183,7 +194,7 @@ def campaign_rates(
     all_known = ~np.isnan(stacked).any(axis=0)
     columns[ANY_CAMPAIGN] = np.where(any_yes, 1.0, np.where(all_known, 0.0, np.nan))
     # One counting pass per campaign (integer counts, so the same numbers as masking).
-    ids, index = np.unique(seg, return_inverse=True)
+    ids, index = group_index(seg)
     customers = np.bincount(index, minlength=len(ids))
     counts = {}
     for name, values in columns.items():
