@@ -4,7 +4,7 @@ Usage:
     python bench/ui.py [--customers 1000000] [--home DIR] [--new-run] [--json]
 
 Reuses the newest succeeded run of that size under ``--home`` (default
-``bench/.cache/ui-home-<customers>``) made by this version (it carries the stored charts), or
+``bench/.cache/ui-home-<customers>``) made by this version (it carries the stored chart specs), or
 creates one (data cached under bench/.cache/). Cached exports are removed first, so the PDF and
 the workbook are built from scratch. Then it serves the home with `sistack serve` in its own
 process and measures: the server time of every dashboard tab (its first view after the server
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import CACHE, data_file
 from simulate import free_port, make_run, wait_ready
 from sistack.config import Settings
-from sistack.io.exports.prebuilt import PREBUILT
+from sistack.io.exports.prebuilt import CHARTS
 from sistack.service.runs import RunService
 
 PAGES = ("", "/segments", "/simulation", "/compare", "/quality", "/exports", "/report")
@@ -82,7 +82,7 @@ def browser_load(url: str) -> float | None:
 
 
 def reusable_run(settings: Settings, customers: int) -> str | None:
-    """The newest succeeded run of ``customers`` customers that carries the stored charts."""
+    """The newest succeeded run of ``customers`` customers that carries the stored chart specs."""
     if not settings.home.exists():
         return None
     svc = RunService(settings)
@@ -90,7 +90,7 @@ def reusable_run(settings: Settings, customers: int) -> str | None:
         runs, _ = svc.list_runs(status="succeeded", limit=50, offset=0)
         for run in runs:
             stored = svc.manifest(run.id)["artifacts"]
-            if run.n_customers == customers and all(name in stored for name in PREBUILT):
+            if run.n_customers == customers and CHARTS in stored:
                 return run.id
         return None
     finally:
