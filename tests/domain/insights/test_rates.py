@@ -4,7 +4,7 @@ labels other than 0, 1 or missing are refused."""
 import numpy as np
 import pytest
 
-from sistack.domain.insights.rates import campaign_rates, group_index
+from sistack.domain.insights.rates import ANY_CAMPAIGN, campaign_rates, group_index
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,14 @@ def test_campaign_rates_count_per_segment() -> None:
     assert got[(1, "a")] == (3, 1, 2) and got[(4, "a")] == (2, 2, 2)
     with pytest.raises(ValueError, match="0, 1 or missing"):
         campaign_rates({"a": np.array([2.0, 1.0])}, np.array([1, 1]))
+
+
+def test_any_campaign_is_yes_if_any_yes_and_no_only_if_all_known() -> None:
+    accepted = {
+        "a": np.array([1.0, 0.0, np.nan, 0.0, np.nan]),
+        "b": np.array([np.nan, 0.0, 0.0, np.nan, 1.0]),
+    }
+    rates = campaign_rates(accepted, np.ones(5, dtype=np.int64))
+    any_rate = next(r for r in rates if r.campaign == ANY_CAMPAIGN)
+    # Yes: customers 0 (a) and 4 (b); no: customer 1 (both known, both 0); 2 and 3 unknown.
+    assert (any_rate.interval.successes, any_rate.interval.trials) == (2, 3)

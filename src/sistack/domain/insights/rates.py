@@ -189,9 +189,11 @@ def campaign_rates(
     columns = {name: _as_labels(v, f"campaign '{name}'") for name, v in accepted.items()}
     if any(len(v) != len(seg) for v in columns.values()):
         raise ValueError("every campaign column needs one value per customer")
-    stacked = np.vstack(list(columns.values()))
-    any_yes = (stacked == 1.0).any(axis=0)
-    all_known = ~np.isnan(stacked).any(axis=0)
+    any_yes = np.zeros(len(seg), dtype=bool)
+    all_known = np.ones(len(seg), dtype=bool)
+    for values in columns.values():  # column by column: no campaigns x customers copy
+        any_yes |= values == 1.0
+        all_known &= ~np.isnan(values)
     columns[ANY_CAMPAIGN] = np.where(any_yes, 1.0, np.where(all_known, 0.0, np.nan))
     # One counting pass per campaign (integer counts, so the same numbers as masking).
     ids, index = group_index(seg)
