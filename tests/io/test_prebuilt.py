@@ -79,19 +79,24 @@ def test_specs_equal_what_the_stored_files_give(made: Made) -> None:
     assert {"share", "features", "projection", "profile_1", "channels_1"} <= set(stored)
 
 
-def test_report_svgs_are_drawn_once_then_read_from_the_cache(
-    made: Made, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    exports = ExportService(made.runs)
-    exports.purge(made.run_id)
-    drawn: list[int] = []
+@pytest.fixture
+def draws(made: Made, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run's report SVGs removed from the cache; each drawing from now on adds the name
+    of the thread that drew."""
+    ExportService(made.runs).purge(made.run_id)
+    threads: list[str] = []
     draw = report.report_svgs
 
-    def counted(specs: dict[str, Any], k: int) -> dict[str, str]:
-        drawn.append(k)
+    def recorded(specs: dict[str, Any], k: int) -> dict[str, str]:
+        threads.append(threading.current_thread().name)
         return draw(specs, k)
 
-    monkeypatch.setattr(report, "report_svgs", counted)
+    monkeypatch.setattr(report, "report_svgs", recorded)
+    return threads
+
+
+def test_report_svgs_are_drawn_once_then_read_from_the_cache(made: Made, draws: list[str]) -> None:
+    exports = ExportService(made.runs)
     svgs = exports.report_svgs(made.run_id)
     k = len(made.runs.insights(made.run_id)["segments"])
     stored = made.runs.artifacts.read_json(made.run_id, CHARTS)
@@ -100,7 +105,7 @@ def test_report_svgs_are_drawn_once_then_read_from_the_cache(
     # Cached beside the exports: another service (another process) reads it, draws nothing.
     again = ExportService(made.runs)
     assert again.report_svgs(made.run_id) == svgs
-    assert drawn == [k]
+    assert len(draws) == 1
     assert [p.name for p in (exports.root / made.run_id).iterdir()] == ["report-charts.2.json"]
     exports.close()
     again.close()
@@ -238,18 +243,9 @@ def test_a_run_that_carries_its_report_svgs_is_read_as_it_is(
 
 
 def test_opening_a_run_draws_its_report_svgs_in_the_background(
-    made: Made, monkeypatch: pytest.MonkeyPatch
+    made: Made, draws: list[str]
 ) -> None:
     exports = ExportService(made.runs)
-    exports.purge(made.run_id)
-    threads: list[str] = []
-    draw = report.report_svgs
-
-    def recorded(specs: dict[str, Any], k: int) -> dict[str, str]:
-        threads.append(threading.current_thread().name)
-        return draw(specs, k)
-
-    monkeypatch.setattr(report, "report_svgs", recorded)
     web = WebViews(made.runs, SimulationService(made.runs), exports)
     web.overview_charts(web.documents(made.run_id))  # the dashboard opens the run
     cached = exports.root / made.run_id / "report-charts.2.json"
@@ -260,5 +256,5 @@ def test_opening_a_run_draws_its_report_svgs_in_the_background(
     assert web.report_html(made.run_id).count("data:image/svg+xml;base64,") == len(
         json.loads(cached.read_bytes())
     )
-    assert len(threads) == 1 and threads[0].startswith("sistack-export")
+    assert len(draws) == 1 and draws[0].startswith("sistack-export")
     exports.close()
