@@ -110,10 +110,12 @@ class TableSource:
     rows: int  # data rows, wholly empty rows excluded
     null_counts: tuple[int, ...]
     empty_rows: int
+    # A directory of Parquet part files (``io.parts``): the parts, in the order of their rows.
+    parts: tuple[Path, ...] = ()
 
     def scan(self) -> pl.LazyFrame:
         if self.kind == "parquet":
-            lazy = pl.scan_parquet(self.path)
+            lazy = pl.scan_parquet(list(self.parts) or self.path)
         else:
             lazy = _scan_csv(self.path, self.delimiter or ",", list(self.columns))
         if self.empty_rows:
@@ -168,7 +170,7 @@ def read_table(path: Path, *, limits: ReadLimits, filename: str | None = None) -
     """Read ``path`` as a table, choosing the reader by content.
 
     Args:
-        path: The file on disk.
+        path: The file on disk, or a directory of Parquet part files (``io.parts``).
         limits: Size limits, enforced before or while reading.
         filename: The user's original file name; only used to warn when the extension does
             not match the content.
@@ -179,6 +181,10 @@ def read_table(path: Path, *, limits: ReadLimits, filename: str | None = None) -
         UnsupportedFormat: The content is not a table format we read.
         InputError: The file is a table format but cannot be used as given.
     """
+    if Path(path).is_dir():  # a directory of Parquet part files, as Spark writes a table
+        from sistack.io.parts import read_parts  # it builds on this module
+
+        return read_parts(Path(path), limits=limits)
     return _read(Path(path), limits, filename, nested=False)
 
 

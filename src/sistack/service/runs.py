@@ -42,6 +42,7 @@ from sistack.domain.schema import (
 from sistack.domain.segmentation.scoring import score_table
 from sistack.engines import check_engine
 from sistack.errors import Conflict, InputError, NotFound, SistackError, StorageError
+from sistack.io.parts import link_parts, parts_changed, sha256_path, size_of
 from sistack.io.readers import RawTable, ReadLimits, ReadWarning, read_table
 from sistack.io.store.artifacts import ArtifactStore, dump_json, sha256_file, valid_id
 from sistack.io.store.metadata import (
@@ -71,6 +72,7 @@ COMPARED = (
     "charts.json",
 )  # a run of an earlier version may also hold report-charts.json (doctor verifies it)
 UPLOAD_NAME = "upload.bin"
+PARTS_NAME = "parts"  # a dataset Spark wrote: a directory of Parquet part files (io.parts)
 
 
 now = utcnow  # the one clock of the service layer (metadata timestamps only)
@@ -219,7 +221,7 @@ class RunService:
         # The file is hashed on a second thread while it is read (hashlib and the readers
         # release the interpreter on large blocks).
         with ThreadPoolExecutor(1) as hasher:
-            digest = hasher.submit(sha256_file, path)
+            digest = hasher.submit(sha256_path, path)
             inspection = self._inspect(path, filename=filename or path.name, shape=shape)
             sha256 = digest.result()
         dataset_id = new_id()
@@ -227,7 +229,7 @@ class RunService:
         if keep:
             folder = self.settings.datasets_dir / dataset_id
             folder.mkdir(parents=True, exist_ok=True)
-            stored = folder / UPLOAD_NAME
+            stored = folder / (PARTS_NAME if path.is_dir() else UPLOAD_NAME)
             shutil.move(str(path), stored)
         info = inspection.to_dict(preview_rows=0)
         info.pop("preview")
@@ -236,7 +238,7 @@ class RunService:
             id=dataset_id,
             filename=clean_filename(filename or path.name),
             sha256=sha256,
-            size_bytes=stored.stat().st_size,
+            size_bytes=size_of(stored),
             format=inspection.raw.format,
             shape=inspection.mapping.shape,
             n_rows=inspection.raw.height,
@@ -250,7 +252,7 @@ class RunService:
 
     def _load(self, dataset: DatasetRecord) -> RawTable:
         path = Path(dataset.info["path"])
-        if not path.is_file():
+        if not path.exists():
             raise NotFound(
                 f"The file of dataset '{dataset.id}' is no longer at {path}.",
                 code="dataset_file_missing",
@@ -427,7 +429,7 @@ class RunService:
                     source = folder / "input.parquet"
                 # Result tables are written (and hashed) as soon as the pipeline has them, on
                 # a writer thread, while it computes the rest.
-                tables: list[Future[tuple[str, str]]] = []
+                tables: list[Future[dict[str, str]]] = []
 
                 def write_table(name: str, frame: pl.DataFrame) -> None:
                     tables.append(writer.submit(_write_parquet, frame, folder / f"{name}.parquet"))
@@ -486,12 +488,12 @@ class RunService:
         mapping: ColumnMapping,
         config: RunConfig,
         result: PipelineResult,
-        tables: list[Future[tuple[str, str]]],
+        tables: list[Future[dict[str, str]]],
     ) -> dict[str, Any]:
         """Write the run's documents into the staging folder and return the manifest.
 
         ``tables``: the writes of the table artifacts (input snapshot, features, assignments,
-        scores) under way on other threads, each giving ``(name, sha256)``; the documents and
+        scores) under way on other threads, each giving ``{name: sha256}``; the documents and
         charts are made meanwhile.
         """
         profiles = {
@@ -514,7 +516,7 @@ class RunService:
         documents.update(_charts(documents, result))
         for name, document in documents.items():
             (folder / name).write_bytes(dump_json(document))
-        hashes = dict(future.result() for future in tables)
+        hashes = {name: sha for future in tables for name, sha in future.result().items()}
         if result.engine_artifacts is not None:  # e.g. Spark's partitioned assignments/
             result.engine_artifacts(folder)
         manifest = self._manifest(record, dataset, raw, mapping, config, result, folder, hashes)
@@ -674,7 +676,7 @@ class RunService:
         since the recomputation then starts from other data than the run did.
         """
         original = self.finished(run_id)
-        snapshot = self.artifacts.path(run_id, "input.parquet")
+        snapshot = self.artifacts.snapshot(run_id)  # a file, or a directory of part files
         manifest = self.manifest(run_id)
         recorded = manifest["artifacts"]
         changed = [
@@ -683,6 +685,8 @@ class RunService:
             if name in recorded
             and self._stored_sha256(run_id, name) != recorded[name].get("sha256")
         ]
+        if snapshot.is_dir() and parts_changed(snapshot, recorded):
+            changed.insert(0, "input.parquet")
         inp = manifest["input"]
         raw = RawTable(
             frame=pl.DataFrame(),
@@ -692,7 +696,7 @@ class RunService:
             warnings=tuple(ReadWarning(w["code"], w["message"]) for w in inp["read_warnings"]),
         )
         try:
-            if snapshot.stat().st_size > self.limits.stream_above_bytes:
+            if snapshot.is_dir() or snapshot.stat().st_size > self.limits.stream_above_bytes:
                 streamed = read_table(snapshot, limits=self.limits)  # scanned, not in memory
                 raw = replace(raw, frame=streamed.frame, source=streamed.source)
             else:
@@ -761,10 +765,10 @@ def _reread_snapshot(raw: RawTable, config: RunConfig) -> bool:
     return raw.source is not None and raw.source.kind == "csv" and config.engine == "local"
 
 
-def _write_parquet(frame: pl.DataFrame, path: Path) -> tuple[str, str]:
-    """Write one table artifact and hash it on the same (non-main) thread: (name, sha256)."""
+def _write_parquet(frame: pl.DataFrame, path: Path) -> dict[str, str]:
+    """Write one table artifact and hash it on the same (non-main) thread: {name: sha256}."""
     frame.write_parquet(path, compression="zstd")
-    return path.name, sha256_file(path)
+    return {path.name: sha256_file(path)}
 
 
 def _warm_charts() -> None:
@@ -784,14 +788,18 @@ def _import_charts() -> None:
 _charts_warming: threading.Thread | None = None
 
 
-def _snapshot(raw: RawTable, path: Path) -> tuple[str, str]:
+def _snapshot(raw: RawTable, path: Path) -> dict[str, str]:
     """The run's input as Parquet (a file too large to read whole is copied by streaming), and
-    its sha256: (name, sha256)."""
+    its sha256: {name: sha256}. A directory of part files (a dataset Spark wrote) becomes a
+    directory of links to them (``io.parts``), which the manifest hashes part by part."""
+    if raw.source is not None and raw.source.parts:
+        link_parts(raw.source.parts, path)
+        return {}
     if raw.source is not None:
         raw.source.scan().sink_parquet(path, compression="zstd", engine="streaming")
     else:
         raw.frame.write_parquet(path, compression="zstd")
-    return path.name, sha256_file(path)
+    return {path.name: sha256_file(path)}
 
 
 def _charts(documents: dict[str, Any], result: PipelineResult) -> dict[str, Any]:

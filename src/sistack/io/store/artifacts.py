@@ -38,6 +38,7 @@ ARTIFACTS = (
 )
 STAGING = ".staging"
 MANIFEST = "manifest.json"
+SNAPSHOT = "input.parquet"
 
 
 def valid_id(value: str) -> bool:
@@ -85,6 +86,18 @@ class ArtifactStore:
         if folder.is_symlink() or path.is_symlink() or not path.is_file():
             raise NotFound(
                 f"Run '{run_id}' has no artifact '{name}' (is the run finished?).",
+                code="artifact_not_found",
+            )
+        return path
+
+    def snapshot(self, run_id: str) -> Path:
+        """A finished run's input snapshot ``input.parquet``: a file, or a directory of Parquet
+        part files for a dataset Spark wrote (``io.parts``); never a link."""
+        folder = self._dir(run_id)
+        path = folder / SNAPSHOT
+        if folder.is_symlink() or path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise NotFound(
+                f"Run '{run_id}' has no artifact '{SNAPSHOT}' (is the run finished?).",
                 code="artifact_not_found",
             )
         return path
