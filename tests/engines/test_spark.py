@@ -378,3 +378,108 @@ def test_a_service_run_on_spark_reads_the_transactions_from_its_snapshot(
         (i["code"], i["count"], tuple(i["rows"])) for i in runs.quality(on_spark.id)["issues"]
     ]
     assert ("missing_customer_id", 2, (7, 2400)) in issues
+
+
+# The dirty rows as three part files (rows 1-500, 501-2500, 2501-3331 in name order).
+PART_ROWS = {"part-00000-x.parquet": (0, 500), "part-00001-x.parquet": (500, 2000)}
+PART_REST = "part-00002-x.parquet"
+
+
+def _write_parts(data: pl.DataFrame, folder: Path) -> Path:
+    folder.mkdir()
+    for name, (start, length) in PART_ROWS.items():
+        data.slice(start, length).write_parquet(folder / name)
+    data.slice(2500).write_parquet(folder / PART_REST)
+    return folder
+
+
+def test_rows_of_a_directory_are_numbered_in_file_order_whatever_the_partitions(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Spark packs files into partitions largest first: here the 2,000-row part alone, then the
+    last part and the first together. Rows are still numbered 1..3,331 in name order (the
+    order ``io.parts`` reads a directory in), so the report quotes the local engine's rows."""
+    from pyspark.sql import functions as F
+
+    from sistack.engines.spark import SparkEngine
+
+    data = _dirty_transactions()
+    folder = _write_parts(data, tmp_path / "orders")
+    mapping = detect_mapping(data, shape="transactions")
+    local = run_pipeline(data, mapping, CONFIG)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1g")
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        placed = (
+            spark.read.parquet(folder.as_uri())
+            .select(F.spark_partition_id().alias("p"), F.col("_metadata.file_name").alias("f"))
+            .distinct()
+            .collect()
+        )
+        partition = {r["f"]: r["p"] for r in placed}
+        assert partition["part-00000-x.parquet"] == partition[PART_REST] != 0
+        customers = SparkEngine(session=spark).prepare_file(folder, mapping, reference_date=None)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    found = [(i.code, i.column, i.count, i.rows) for i in customers.report.issues]
+    assert found == DIRTY_ISSUES
+    assert customers.report == local.customers.report
+    assert customers.table.equals(local.customers.table)
+
+
+def test_cli_run_of_a_directory_uri_never_brings_the_rows_to_the_driver(
+    spark: Any, cli_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    """``sistack run file:///dir --engine spark``: Spark copies the parts into the dataset
+    store, the run's snapshot links them, and the Spark run gives the quality report and the
+    features of a local run of the same dataset, while no raw row is collected."""
+    from sistack.engines.spark import SparkEngine
+    from sistack.io.parts import part_files
+
+    folder = _write_parts(_dirty_transactions(), tmp_path / "orders")
+    collected: list[list[str]] = []
+    with pytest.MonkeyPatch.context() as mp:
+        frames = type(spark.range(1))
+        for name in ("toArrow", "collect"):
+            mp.setattr(frames, name, _recording(getattr(frames, name), collected))
+        mp.setattr(SparkEngine, "prepare", _no_rows_here)
+        mp.setattr(SparkEngine, "_from_polars", _no_rows_here)
+        result = CliRunner().invoke(
+            cli_app,
+            ["run", folder.as_uri(), "--engine", "spark", "--spark-master", "local[2]", "--json"],
+            env=cli_env,
+        )
+    assert result.exit_code == 0, result.output
+    raw_or_typed = {"order_id", "order_date", "amount", "_no_id", "deal", "order"}
+    assert [c for c in collected if raw_or_typed & set(c)] == []
+    assert collected  # the recording saw Spark's results
+
+    run_id = json.loads(result.stdout)["run_id"]
+    svc = RunService(settings)
+    try:
+        record = svc.get_run(run_id)
+        dataset = svc.store.get_dataset(record.dataset_id)
+        stored = Path(dataset.info["path"])
+        assert stored == settings.datasets_dir / dataset.id / "parts"
+        assert dataset.n_rows == 3331
+        parts = part_files(stored)
+        assert len(parts) >= 2
+        assert sorted(p.name for p in stored.iterdir()) == [p.name for p in parts]  # no .crc
+        snapshot = svc.artifacts.snapshot(run_id)
+        for part in parts:
+            assert (snapshot / part.name).stat().st_ino == part.stat().st_ino
+        assert diagnose(svc.store, svc.artifacts).problems == ()
+
+        local = svc.execute(svc.create_run(dataset.id, config=svc.default_config()).id)
+        assert local.status == "succeeded", local.error_message
+        assert svc.quality(run_id) == svc.quality(local.id)
+        mine, theirs = (
+            pl.read_parquet(svc.artifacts.path(r, "features.parquet")) for r in (run_id, local.id)
+        )
+        assert mine.columns == theirs.columns
+        assert mine.get_column("customer_id").equals(theirs.get_column("customer_id"))
+        for name in theirs.columns[1:]:
+            assert_allclose(mine[name].to_numpy(), theirs[name].to_numpy(), rtol=1e-12)
+    finally:
+        svc.close()

@@ -83,7 +83,7 @@ def _analyse(
     keep: bool = False,
     parent: str | None = None,
 ) -> RunRecord:
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):  # a directory: the Parquet parts Spark wrote
         raise InputError(f"No file at {path}.", code="file_not_found")
     if parent is not None:
         svc.get_run(parent)  # an unknown parent is said before the file is read
@@ -94,20 +94,21 @@ def _analyse(
     record = svc.create_run(
         dataset.id, config=config, mapping=mapping, name=name, hold=True, parent_id=parent
     )
+    # A kept file moved under the home: the run reads it there (what was read points at the
+    # old place).
     with progress(show_progress) as report:
-        return svc.execute(record.id, raw=inspection.raw, progress=report)
+        return svc.execute(record.id, raw=None if keep else inspection.raw, progress=report)
 
 
 def _fetch_with_spark(uri: str, master: str | None, folder: Path) -> Path:
-    """Read a Hadoop-compatible URI through Spark into a local Parquet file the run registers
-    (kept under the home as the dataset's file, like an upload)."""
-    from sistack.engines.spark import build_session, read_source
+    """Have Spark copy a Hadoop-compatible URI into a directory of Parquet part files under
+    ``folder``, which the run registers as its dataset (kept under the home, like an upload):
+    the executors read and write the rows, none passes through this process."""
+    from sistack.engines.spark import build_session, write_source
 
-    frame = read_source(build_session(master), uri)
     base = uri.rstrip("/").rsplit("/", 1)[-1] or "input"
-    path = folder / f"{base.split('.', 1)[0] or 'input'}.parquet"
-    frame.write_parquet(path)
-    return path
+    target = folder / (base.split(".", 1)[0] or "input")
+    return write_source(build_session(master), uri, target)
 
 
 def _finish(record: RunRecord, svc: RunService, as_json: bool) -> None:
@@ -310,14 +311,16 @@ def run(
         )
     if engine is not None:
         check_engine(engine)  # before reading the file: a missing extra is said at once
-    remote = "://" in file
+    # A local directory stands for its Parquet part files, which only Spark reads.
+    remote = "://" in file or Path(file).is_dir()
     if remote and engine != "spark":
         raise InputError(
-            f"'{file}' is a URI: add --engine spark to read it through Spark.",
+            f"'{file}' is a URI or a directory: add --engine spark to read it through Spark.",
             code="invalid_option",
         )
+    uri = file if "://" in file else Path(file).resolve().as_uri()
     with open_service() as svc, tempfile.TemporaryDirectory(dir=svc.settings.home) as tmp:
-        path = _fetch_with_spark(file, spark_master, Path(tmp)) if remote else Path(file)
+        path = _fetch_with_spark(uri, spark_master, Path(tmp)) if remote else Path(file)
         record = _analyse(
             svc.scoped(workspace) if workspace else svc,
             path,

@@ -2,7 +2,8 @@
 
 What runs where:
 
-* executors - typing and checking transaction rows (the Polars expressions of
+* executors - copying a URI input into the dataset store as Parquet part files
+  (:func:`write_source`), typing and checking transaction rows (the Polars expressions of
   ``domain.transaction_rows`` on each Arrow batch, see ``engines.spark_rows``), transactions ->
   one row per customer (Spark SQL), the canonical features (the
   Polars definitions of ``domain.features``, applied to each Arrow batch with ``mapInArrow``),
@@ -49,6 +50,8 @@ from sistack.engines.base import Segmentation
 from sistack.engines.spark_rows import (
     arrow_schema,
     check_transactions,
+    numbered,
+    numbered_files,
     to_batches,
     used_transactions,
 )
@@ -99,13 +102,16 @@ def build_session(master: str | None) -> SparkSession:
     return builder.getOrCreate()
 
 
-def read_source(spark: SparkSession, uri: str) -> pl.DataFrame:
-    """A CSV/TSV or Parquet file (or directory of part files) at any Hadoop-compatible URI
-    (``hdfs://``, ``s3a://``, ``abfss://``, ``file://``), read by Spark and handed to the driver.
+def write_source(spark: SparkSession, uri: str, target: Path) -> Path:
+    """Copy a CSV/TSV or Parquet file (or directory of part files) at any Hadoop-compatible URI
+    (``hdfs://``, ``s3a://``, ``abfss://``, ``file://``) into ``target``, a new directory of
+    Parquet part files written by the executors: no row passes through this process.
 
     Text files are read with every column as text, as ``io.readers`` reads them, so the same
-    validation applies. The rows come to the driver: this reads remote inputs, it does not lift
-    the driver's memory bound (see docs/spark.md).
+    validation applies. Wholly empty rows are dropped, as the local reader drops them (it also
+    counts them in a warning: here that would cost another pass). The parts are named in the
+    order of the rows (``part-00000-...``), which is how ``io.parts`` and the engine number
+    them. ``target`` must be on storage every executor can write at the same path.
     """
     lower = uri.lower().rstrip("/")
     if lower.endswith((".parquet", ".pq")) or "." not in lower.rsplit("/", 1)[-1]:
@@ -118,9 +124,15 @@ def read_source(spark: SparkSession, uri: str) -> pl.DataFrame:
             f"'{uri}' is not a .csv, .tsv or .parquet path; Spark reads only those.",
             code="unsupported_format",
         )
-    table = pl.from_arrow(frame.toArrow())
-    assert isinstance(table, pl.DataFrame)
-    return table
+    frame.dropna(how="all").write.parquet(target.resolve().as_uri())
+    _drop_hadoop_files(target)
+    return target
+
+
+def _drop_hadoop_files(folder: Path) -> None:
+    """Remove Hadoop's local checksum files and job marker: they are not part of the data."""
+    for extra in [*folder.rglob(".*.crc"), *folder.rglob("_SUCCESS")]:
+        extra.unlink()
 
 
 def _null_nan(column: str) -> Column:
@@ -180,24 +192,26 @@ class SparkEngine:
                 self._from_polars(customers.table.with_row_index(POS).cast({POS: pl.Int64}))
             )
             return customers
-        return self._transactions(self._from_polars(raw), mapping, reference_date)
+        return self._transactions(numbered(self._from_polars(raw)), mapping, reference_date)
 
     def prepare_file(
         self, path: Path | str, mapping: ColumnMapping, *, reference_date: dt.date | None
     ) -> CustomerTable:
-        """Transaction rows of a Parquet file (a path every executor can read, or a Hadoop
-        URI), typed, checked and aggregated on the executors: the rows never reach the driver,
-        only the customer table and the quality report's counts and example rows do."""
+        """Transaction rows of a Parquet file or directory of part files (a path every executor
+        can read, or a Hadoop URI), typed, checked and aggregated on the executors: the rows
+        never reach the driver, only the customer table and the quality report's counts and
+        example rows do. Rows are numbered in file order, the files in name order."""
         uri = path.resolve().as_uri() if isinstance(path, Path) else path
-        return self._transactions(self.spark.read.parquet(uri), mapping, reference_date)
+        raw = numbered_files(self.spark.read.parquet(uri))
+        return self._transactions(raw, mapping, reference_date)
 
     def _transactions(
-        self, frame: DataFrame, mapping: ColumnMapping, reference_date: dt.date | None
+        self, raw: DataFrame, mapping: ColumnMapping, reference_date: dt.date | None
     ) -> CustomerTable:
-        """The rules of ``domain.transaction_rows`` on every Arrow batch (``engines.spark_rows``),
-        then the group-by per customer in Spark SQL."""
+        """The rules of ``domain.transaction_rows`` on every Arrow batch of the numbered raw
+        rows (``engines.spark_rows``), then the group-by per customer in Spark SQL."""
         typed, checked = check_transactions(
-            frame, mapping, reference_date=reference_date, cache=self._cache
+            raw, mapping, reference_date=reference_date, cache=self._cache
         )
         tx = used_transactions(typed, checked)
         customers = transactions_per_customer(tx, checked.reference_date, levels=checked.levels)
@@ -367,9 +381,7 @@ class SparkEngine:
             .partitionBy("segment")
             .parquet(target.resolve().as_uri())
         )
-        # Hadoop's local checksum files and the job marker are not artifacts.
-        for extra in [*target.rglob(".*.crc"), *target.rglob("_SUCCESS")]:
-            extra.unlink()
+        _drop_hadoop_files(target)  # not artifacts
         return ["assignments"]
 
     def release(self) -> None:
@@ -583,6 +595,6 @@ __all__ = [
     "SparkEngine",
     "build_session",
     "profile_aggregates",
-    "read_source",
     "transactions_per_customer",
+    "write_source",
 ]

@@ -5,7 +5,7 @@ on every Arrow batch of the executors (``mapInArrow``), and its checks ask their
 the typed rows through :class:`SparkRows`. What comes back to the driver is bounded by the
 issues, the distinct level values and the dates, never by the rows:
 
-* rows per scan partition (to number the rows in file order);
+* rows per scan partition, or per file of a Parquet scan (to number the rows in file order);
 * the first :data:`~sistack.domain.transaction_rows.DATE_SAMPLE` date texts (the date format);
 * per summary query, one row per partition (counts and the first 20 rows of each issue);
 * rows per distinct raw level text and per date, and the distinct levels of the used rows.
@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -151,6 +151,27 @@ def numbered(frame: DataFrame) -> DataFrame:
     return frame.withColumn(ROW, start + mid.bitwiseAND(F.lit(_RECORD)) + 1)
 
 
+def numbered_files(frame: DataFrame) -> DataFrame:
+    """``frame``, a scan of Parquet files, with ``ROW``: its rows numbered from 1 in file order,
+    the files in name order, as ``io.parts`` scans a directory of part files.
+
+    Spark packs files into partitions largest first, so partition order is not the files'
+    order: rows per file are counted first (one small job), then each row's number is its
+    file's offset plus its index in the file (``_metadata.row_index``).
+    """
+    path = F.col("_metadata.file_path")
+    counts = sorted(
+        (str(r["f"]), int(r["count"])) for r in frame.groupBy(path.alias("f")).count().collect()
+    )
+    pairs: list[Column] = []
+    total = 0
+    for name, n in counts:
+        pairs += [F.lit(name), F.lit(total).cast("long")]
+        total += n
+    start = F.create_map(*pairs)[path] if pairs else F.lit(0).cast("long")
+    return frame.withColumn(ROW, start + F.col("_metadata.row_index") + 1)
+
+
 @dataclass(frozen=True)
 class SparkRows:
     """:class:`~sistack.domain.transaction_rows.TypedRows` over typed rows on the executors.
@@ -216,18 +237,18 @@ def _polars(frame: DataFrame) -> pl.DataFrame:
 
 
 def check_transactions(
-    frame: DataFrame,
+    raw: DataFrame,
     mapping: ColumnMapping,
     *,
     reference_date: dt.date | None,
     cache: Callable[[DataFrame], DataFrame],
 ) -> tuple[DataFrame, Checked]:
-    """Type the raw transaction rows of ``frame`` on the executors and check them.
+    """Type the raw transaction rows ``raw`` (numbered: :func:`numbered` or
+    :func:`numbered_files`) on the executors and check them.
 
     Returns the typed rows (cached with ``cache``; the caller frees them) and what the checks
     decided (quality report, reference date, levels, the filter of the used rows).
     """
-    raw = numbered(frame)
     schema = _polars(raw.limit(0)).schema
     chosen = None
     sample = date_sample(schema, mapping)
@@ -235,19 +256,22 @@ def check_transactions(
         where, text = sample
 
         def first_dates(parts: Iterator[pl.DataFrame]) -> pl.DataFrame | None:
-            found, n = [], 0
-            for part in parts:  # the partition's rows in order; stop once there are enough
-                found.append(part.filter(where).select(ROW, text.alias("t")))
-                n += found[-1].height
-                if n >= DATE_SAMPLE:
-                    break
-            return _concat(found)
+            # The partition's lowest row numbers, not its first rows: a partition may hold
+            # pieces of several files, largest first (numbered_files).
+            found = None
+            for part in parts:
+                rows = part.filter(where).select(ROW, text.alias("t"))
+                found = rows if found is None else pl.concat([found, rows])
+                if found.height > DATE_SAMPLE:
+                    found = found.bottom_k(DATE_SAMPLE, by=ROW)
+            return found
 
         head_schema = T.StructType(
             [T.StructField(ROW, T.LongType()), T.StructField("t", T.StringType())]
         )
-        # limit().collect() scans partitions in order and stops once it has enough rows.
-        rows = each_partition(raw, head_schema, first_dates).limit(DATE_SAMPLE).collect()
+        # At most DATE_SAMPLE rows per partition; the lowest numbers of them all.
+        firsts = each_partition(raw, head_schema, first_dates)
+        rows = firsts.orderBy(ROW).limit(DATE_SAMPLE).collect()
         head = pl.DataFrame([(r[ROW], r["t"]) for r in rows], schema=[ROW, "t"], orient="row")
         chosen = date_format(head.sort(ROW).get_column("t"))
     # Built again on each executor from plain values (its date expression calls Python).
