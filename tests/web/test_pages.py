@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sistack.io.exports.report import KPIS, fmt_integer, fmt_pct, format_as
+from sistack.io.exports.report import KPIS, fmt_integer, fmt_number, fmt_pct, format_as
 from tests.web.conftest import Live
 
 
@@ -185,6 +185,25 @@ def test_simulation_page_shows_the_baseline_before_any_lever(live: Live, finishe
             assert cells[key].text == format_as(row[key], fmt), (row["segment"], key)
     data = json.loads(doc.find("script", id="sim-data").text)
     assert data["baseline"] == baseline
+
+
+def test_campaign_form_labels_every_field_and_names_the_defaults(
+    live: Live, finished_run: str
+) -> None:
+    doc = get_page(live, f"/runs/{finished_run}/simulation")
+    baseline = live.api("GET", f"/api/v1/runs/{finished_run}/baseline")
+    form = doc.find("form", id="campaign-form")
+    labelled = {label.attrs["for"] for label in form.find_all("label")}
+    fields = [*form.find_all("input"), *form.find_all("select")]
+    assert {f.attrs["id"] for f in fields} == labelled  # every field has its label
+    rules = form.find_all("select", data_segment=True)
+    assert [r.attrs["data-segment"] for r in rules] == [
+        str(s["segment"]) for s in baseline["segments"]
+    ]
+    economics = baseline["assumptions"]["economics"]
+    for field, key in (("cpc", "cost_per_contact"), ("rpr", "revenue_per_response")):
+        hint = doc.find(id=f"campaign-{field}-hint").text
+        assert hint == f"Blank: {fmt_number(economics[key])} ({economics['sources'][key]})"
 
 
 def test_new_analysis_lists_the_roles_of_the_api(live: Live) -> None:

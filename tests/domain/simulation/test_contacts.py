@@ -67,6 +67,10 @@ def test_rows_comparison_and_json(baseline):
     assert q.p10 <= q.p50 <= q.p90
     out = plan.to_dict()
     assert out["mode"] == "campaign" and out["contacted"] == [1, 2]
+    # the chosen set's totals: 200 + 300 customers, 40 + 30 responders, 1,600 + 1,200 revenue
+    assert out["customers_contacted"] == pytest.approx(500.0)
+    assert out["expected_responders"] == pytest.approx(70.0)
+    assert out["expected_revenue"] == pytest.approx(2_800.0)
     assert [row["contact"] for row in out["segments"]] == [True, True, False]
     assert out["improvement"] == pytest.approx(500.0)
     assert out["contact_all"]["expected_profit"] == pytest.approx(800.0)

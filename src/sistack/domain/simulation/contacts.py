@@ -58,6 +58,7 @@ class ContactPlan:
     Attributes:
         contact: whether each segment is contacted.
         spent: campaign cost of the chosen set (<= ``total_budget`` when there is one).
+        customers_contacted / expected_responders / expected_revenue: totals of the chosen set.
         expected_profit / profit_interval: profit of the chosen set at the expected rates, and
             its P10/P50/P90 over the draws.
         all_expected_profit / all_profit_interval / all_cost: the same for contacting every
@@ -96,6 +97,21 @@ class ContactPlan:
         """Ids of the contacted segments."""
         return [s for s, c in zip(self.segments, self.contact, strict=True) if c]
 
+    def _total(self, values: tuple[float, ...]) -> float:
+        return float(sum(v for v, c in zip(values, self.contact, strict=True) if c))
+
+    @property
+    def customers_contacted(self) -> float:
+        return self._total(self.contacts)
+
+    @property
+    def expected_responders(self) -> float:
+        return self._total(self.responders)
+
+    @property
+    def expected_revenue(self) -> float:
+        return self._total(self.revenue)
+
     @property
     def scenario(self) -> dict[str, Any] | None:
         if not self.chosen:
@@ -130,6 +146,9 @@ class ContactPlan:
             "contacted": self.chosen,
             "total_budget": plain(self.total_budget),
             "spent": plain(self.spent),
+            "customers_contacted": plain(self.customers_contacted),
+            "expected_responders": plain(self.expected_responders),
+            "expected_revenue": plain(self.expected_revenue),
             "objective": self.objective,
             "quantile": self.quantile,
             "objective_value": plain(self.objective_value),

@@ -1,6 +1,7 @@
 /* Simulation: controls generated from the lever catalogue (GET /api/v1/levers, embedded in the
    page), results from POST /api/v1/runs/{id}/simulate as a control moves (debounced), saved
-   scenarios and the budget optimiser. Every number shown is the server's, formatted. */
+   scenarios, the budget optimiser and the campaign optimiser (POST /optimize with campaign).
+   Every number shown is the server's, formatted. */
 "use strict";
 
 (() => {
@@ -341,6 +342,106 @@
       $("optimize-result").hidden = false;
       for (const w of r.warnings || []) showError($("optimize-error"), new Error(w.message || String(w)));
     } catch (error) { showError($("optimize-error"), error); }
+  });
+
+  // Campaign optimiser ----------------------------------------------------------------------
+  // A segment's campaign budget is 0 or the cost of contacting it, so a low bound above 0
+  // forces the contact and a high bound of 0 rules it out (OptimizationRequest.bounds). The
+  // tiny low bound is below any contact's cost, so "always" never asks for more than contacting.
+  const CONTACT_RULES = { must: [1e-12, 1e12], never: [0, 0] };
+  const RULE_NOTE = { must: " (always)", never: " (never)" };
+  let lastCampaign = null;
+
+  $("campaign-objective").addEventListener("change", () => {
+    $("campaign-quantile").disabled = $("campaign-objective").value !== "quantile";
+  });
+
+  /** The request the form describes; blank fields are left to the API's defaults. */
+  function campaignRequest() {
+    const number = (id, label) => {
+      const input = $(id);
+      if (input.validity.badInput) throw new Error(`${label} is not a number.`);
+      return input.value === "" ? undefined : Number(input.value);
+    };
+    const body = { campaign: true, objective: $("campaign-objective").value };
+    const cap = number("campaign-budget", "The cost cap");
+    if (cap !== undefined) body.total_budget = cap;
+    if (body.objective === "quantile") {
+      const q = number("campaign-quantile", "The profit quantile");
+      if (q !== undefined) body.quantile = q;
+    }
+    const economics = {};
+    const cpc = number("campaign-cpc", "The cost per contact");
+    const rpr = number("campaign-rpr", "The revenue per response");
+    if (cpc !== undefined) economics.cost_per_contact = cpc;
+    if (rpr !== undefined) economics.revenue_per_response = rpr;
+    if (Object.keys(economics).length) body.economics = economics;
+    const bounds = {};
+    for (const select of document.querySelectorAll("#campaign-form select[data-segment]")) {
+      if (select.value in CONTACT_RULES) bounds[select.dataset.segment] = CONTACT_RULES[select.value];
+    }
+    if (Object.keys(bounds).length) body.bounds = bounds;
+    return body;
+  }
+
+  function renderCampaign(r, body) {
+    lastCampaign = r;
+    const byId = Object.fromEntries(SEGMENTS.map((s) => [s.id, s]));
+    const name = (id) => `${id} · ${(byId[id] || { name: "" }).name}`;
+    const e = r.economics;
+    const at = `a cost per contact of ${fmt.number(e.cost_per_contact)} and a revenue per response of ${fmt.number(e.revenue_per_response)}`;
+    $("campaign-verdict").textContent = r.contacted.length
+      ? `Contact ${r.contacted.map(name).join(", ")}: ${fmt.integer(r.customers_contacted)} customers, ` +
+        `${fmt.number(r.expected_responders, 1)} expected responders, for ${fmt.money(r.spent)}.`
+      : "Contact no segment: no set of segments within these limits does better than no campaign.";
+    const interval = r.profit_interval;
+    const rows = [
+      ["Customers contacted", fmt.integer(r.customers_contacted)],
+      ["Expected responders", fmt.number(r.expected_responders, 1)],
+      ["Campaign cost", r.total_budget === null ? fmt.money(r.spent) : `${fmt.money(r.spent)} of ${fmt.money(r.total_budget)}`],
+      ["Expected profit", fmt.money(r.expected_profit)],
+      ["Profit P10 – P90", `${fmt.money(interval.p10)} – ${fmt.money(interval.p90)}`],
+    ];
+    if (r.objective === "quantile") rows.push([`Profit P${fmt.number(r.quantile * 100, 0)} (maximised)`, fmt.money(r.objective_value)]);
+    rows.push(["Contacting every segment", fmt.money(r.contact_all.expected_profit)], ["Gain over contacting all", fmt.signedMoney(r.improvement)]);
+    $("campaign-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))));
+    $("campaign-assumptions").textContent = `At ${at} (per segment below: the numbers if it is contacted).`;
+    $("campaign-warnings").replaceChildren(...r.warnings.map((w) => el("li", { text: w.message })));
+    const rule = (id) => (body.bounds && body.bounds[id] ? (body.bounds[id][0] > 0 ? "must" : "never") : "free");
+    $("campaign-segments").querySelector("tbody").replaceChildren(...r.segments.map((s) => el("tr", { "data-segment": s.segment, "data-contact": String(s.contact) },
+      el("th", { scope: "row" }, ...segLabel(byId[s.segment] || { id: s.segment, name: "", color: "#999" })),
+      el("td", { class: s.contact ? "strong" : "muted", text: (s.contact ? "Contact" : "Skip") + (RULE_NOTE[rule(s.segment)] || "") }),
+      el("td", { class: "num", text: fmt.integer(s.contacts) }), el("td", { class: "num", text: fmt.money(s.cost) }),
+      el("td", { class: "num", text: fmt.number(s.responders, 1) }),
+      el("td", { class: `num ${s.profit > 0 ? "up" : s.profit < 0 ? "down" : ""}`, text: fmt.signedMoney(s.profit) }))));
+    $("campaign-apply").hidden = !r.scenario;
+    $("campaign-apply-status").textContent = r.scenario ? "" : "Nothing to load: the plan contacts no segment.";
+    $("campaign-result").dataset.request = JSON.stringify(body);
+    $("campaign-result").hidden = false;
+  }
+
+  $("campaign-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = event.submitter || $("campaign-form").querySelector("button[type=submit]");
+    hideError($("campaign-error"));
+    button.setAttribute("aria-busy", "true");
+    try {
+      const body = campaignRequest();
+      renderCampaign(await api("POST", `${RUN}/optimize`, body), body);
+    } catch (error) {
+      $("campaign-result").hidden = true;  // no stale plan next to the error
+      showError($("campaign-error"), error);
+    } finally {
+      button.setAttribute("aria-busy", "false");
+    }
+  });
+
+  $("campaign-apply").addEventListener("click", () => {
+    if (!lastCampaign || !lastCampaign.scenario) return;
+    applyScenario(lastCampaign.scenario);
+    $("scenario-name").value = `Campaign: contact segments ${lastCampaign.contacted.join(", ")}`;
+    $("campaign-apply-status").textContent = "Loaded: the results above show this campaign; save it under Scenarios.";
+    $("scenario-name").focus();
   });
 
   buildLevers();
