@@ -157,3 +157,32 @@ def test_campaign_plan_error_and_apply(live: Live, page: Any, finished_run: str)
     page.set_viewport_size({"width": 390, "height": 844})
     page.locator("#campaign-card").screenshot(path=str(ARTIFACTS / "05-campaign-phone.png"))
     screenshot(page, "05-simulation-campaign-phone")
+
+
+def test_a_plan_that_contacts_nobody_says_so(live: Live, page: Any, finished_run: str) -> None:
+    # At the data's own economics (3 per contact, 11 per response) no segment of the demo pays
+    # for its contacts: the card says so and offers nothing to load.
+    run = f"/api/v1/runs/{finished_run}"
+    plan = live.api("POST", f"{run}/optimize", json={"campaign": True, "objective": "expected"})
+    assert plan["contacted"] == [] and plan["scenario"] is None
+    open_simulation(page, live, finished_run)
+    page.click("#campaign-form button[type=submit]")
+    page.wait_for_selector("#campaign-result:not([hidden])")
+    assert json.loads(page.get_attribute("#campaign-result", "data-request")) == {
+        "campaign": True,
+        "objective": "expected",
+    }
+    assert page.inner_text("#campaign-verdict").startswith("Contact no segment:")
+    assert page.is_disabled("#campaign-apply")
+    assert (
+        page.inner_text("#campaign-apply-status")
+        == "Nothing to load: the plan contacts no segment."
+    )
+    shown = summary(page)
+    assert shown["Customers contacted"] == "0"
+    assert shown["Campaign cost"] == fmt_money(plan["spent"])
+    assert shown["Contacting every segment"] == fmt_money(plan["contact_all"]["expected_profit"])
+    assert "Profit P10 (maximised)" not in shown  # the expected-profit objective
+    decisions = page.locator("#campaign-segments tbody td:first-of-type").all_inner_texts()
+    assert decisions == ["Skip"] * len(plan["segments"])
+    page.locator("#campaign-card").screenshot(path=str(ARTIFACTS / "05-campaign-nobody.png"))

@@ -414,7 +414,7 @@
       el("td", { class: "num", text: fmt.integer(s.contacts) }), el("td", { class: "num", text: fmt.money(s.cost) }),
       el("td", { class: "num", text: fmt.number(s.responders, 1) }),
       el("td", { class: `num ${s.profit > 0 ? "up" : s.profit < 0 ? "down" : ""}`, text: fmt.signedMoney(s.profit) }))));
-    $("campaign-apply").hidden = !r.scenario;
+    $("campaign-apply").disabled = !r.scenario;
     $("campaign-apply-status").textContent = r.scenario ? "" : "Nothing to load: the plan contacts no segment.";
     $("campaign-result").dataset.request = JSON.stringify(body);
     $("campaign-result").hidden = false;
