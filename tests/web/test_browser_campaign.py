@@ -146,6 +146,11 @@ def test_campaign_plan_error_and_apply(live: Live, page: Any, finished_run: str)
     assert shown_profit == simulated["scenario"]["profit"]
     # the contact set's profit is the scenario's change in profit
     assert simulated["delta"]["profit"] == pytest.approx(plan["expected_profit"])
+    # the assumptions line says the campaign lever's own value of a response (40), not only
+    # the run's (11)
+    assert page.text_content("#assumptions").endswith(
+        "The campaign lever uses its own revenue per response 40.00."
+    )
     # ... and it saves under the name the card suggests
     name = f"Campaign: contact segments {', '.join(map(str, plan['contacted']))}"
     assert page.evaluate("document.activeElement.id") == "scenario-name"

@@ -263,7 +263,24 @@
     $("assumptions").textContent = `Assumptions: margin rate ${fmt.pct(e.margin_rate, 0)} (${e.sources.margin_rate}), ` +
       `cost per contact ${fmt.number(e.cost_per_contact)} (${e.sources.cost_per_contact}), revenue per response ` +
       `${fmt.number(e.revenue_per_response)} (${e.sources.revenue_per_response}), current discount depth ` +
-      `${fmt.pct(e.current_discount_depth, 0)} (${e.sources.current_discount_depth}).`;
+      `${fmt.pct(e.current_discount_depth, 0)} (${e.sources.current_discount_depth}).` +
+      leverOverrides(result.assumptions.levers, e);
+  }
+
+  // A lever given its own contact cost or response value (a loaded campaign plan) says so
+  // where it differs from the economics above, which are then not what that lever used.
+  function leverOverrides(levers, economics) {
+    const names = { cost_per_contact: "cost per contact", revenue_per_response: "revenue per response" };
+    const parts = [];
+    for (const l of levers || []) {
+      const own = Object.keys(names).filter((k) => k in (l.params || {}) && !(k in (l.filled || {}))
+        && l.params[k] !== economics[k]);
+      if (own.length) {
+        parts.push(` The ${l.lever} lever uses its own ` +
+          own.map((k) => `${names[k]} ${fmt.number(l.params[k])}`).join(" and ") + ".");
+      }
+    }
+    return parts.join("");
   }
 
   // Saved scenarios --------------------------------------------------------------------------
