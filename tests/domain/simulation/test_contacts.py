@@ -99,6 +99,18 @@ def test_bounds_force_or_rule_out_a_contact(baseline, bounds, contacted):
     assert plan.chosen == contacted
 
 
+def test_no_budget_rules_a_contact_out_even_when_contacts_are_free(baseline):
+    # At 0 per contact every segment pays (v = n p 40 > 0) and costs nothing: all three,
+    # except the one given no campaign budget.
+    free = EconomicSettings(revenue_per_response=40.0, cost_per_contact=0.0)
+    assert optimize_contacts(baseline, economics=free).chosen == [1, 2, 3]
+    plan = optimize_contacts(baseline, bounds={1: (0.0, 0.0)}, economics=free)
+    assert plan.chosen == [2, 3]
+    # ... while a positive lower bound still forces one in at no cost.
+    forced = optimize_contacts(baseline, bounds={3: (1e-12, 1e12)}, economics=free)
+    assert 3 in forced.chosen
+
+
 def test_a_forced_segment_just_over_the_cap_leaves_no_room_for_others(baseline):
     # Segment 3 (cost 1,500) is forced and the cap sits within the tolerance below its cost:
     # allowed, but nothing else may be added (segment 2 alone would add 900 more).

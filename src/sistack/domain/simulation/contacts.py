@@ -20,7 +20,9 @@ so the profit of a contact set x (x_s = 1: contact s) is sum(x_s v_s), linear in
   which was used.
 
 Per-segment bounds (low, high) on the budget keep their meaning: a segment's campaign budget is
-0 or c_s, and must lie within its bounds, so low > 0 forces a contact and high < c_s rules it out.
+0 or c_s, and must lie within its bounds, so low > 0 forces a contact and high < c_s rules it out;
+high = 0 rules it out even when contacting costs nothing (a segment given no campaign budget
+gets no campaign).
 """
 
 from __future__ import annotations
@@ -265,7 +267,7 @@ def _allowed(
     """Segments that must be contacted, and those the optimiser may choose."""
     slack = TOLERANCE * np.maximum(cost, 1.0)
     can_skip = low <= 0.0
-    can_contact = (low <= cost + slack) & (cost <= high + slack)
+    can_contact = (low <= cost + slack) & (cost <= high + slack) & (high > 0.0)
     if stuck := [
         s for s, a, b in zip(baseline.ids, can_skip, can_contact, strict=True) if not a | b
     ]:
