@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from sistack.errors import NotFound
 from sistack.io.exports import charts, report
 from sistack.io.exports.prebuilt import CHARTS, REPORT_CHARTS
 from sistack.io.exports.report import report_chart_names, stable_ids
@@ -242,19 +243,56 @@ def test_a_run_that_carries_its_report_svgs_is_read_as_it_is(
     exports.close()
 
 
-def test_opening_a_run_draws_its_report_svgs_in_the_background(
+def test_opening_a_run_draws_its_report_svgs_in_another_process(
     made: Made, draws: list[str]
 ) -> None:
+    """The dashboard opening a run has its report SVGs drawn in a drawing process (vl-convert
+    would hold this process's interpreter lock), so the report page finds them cached."""
     exports = ExportService(made.runs)
     web = WebViews(made.runs, SimulationService(made.runs), exports)
     web.overview_charts(web.documents(made.run_id))  # the dashboard opens the run
     cached = exports.root / made.run_id / "report-charts.2.json"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not cached.is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert cached.is_file()
-    assert web.report_html(made.run_id).count("data:image/svg+xml;base64,") == len(
-        json.loads(cached.read_bytes())
-    )
-    assert len(draws) == 1 and draws[0].startswith("sistack-export")
+    svgs = json.loads(cached.read_bytes())
+    assert web.report_html(made.run_id).count("data:image/svg+xml;base64,") == len(svgs)
+    assert draws == []  # nothing was drawn in this process
+    k = len(made.runs.insights(made.run_id)["segments"])
+    assert svgs == report.draw_report_svgs(exports.charts(made.run_id), k)  # as drawn here
+    exports.close()
+
+
+def test_an_unreadable_or_outdated_cache_is_drawn_again(made: Made, draws: list[str]) -> None:
+    exports = ExportService(made.runs)
+    folder = exports.root / made.run_id
+    folder.mkdir(parents=True)
+    (folder / "report-charts.1.json").write_text("{}")  # an earlier layout's
+    (folder / "report-charts.2.json").write_bytes(b'{"share": "<svg')  # cut short
+    svgs = exports.report_svgs(made.run_id)
+    assert svgs["share"].startswith("<svg") and len(draws) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["report-charts.2.json"]
+    assert json.loads((folder / "report-charts.2.json").read_bytes()) == svgs
+    exports.close()
+
+
+def test_a_run_deleted_while_its_svgs_are_drawn_leaves_no_folder(
+    made: Made, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = made.runs
+    old_id, _, _ = _older_run(made)
+    exports = ExportService(runs)
+    draw = report.report_svgs
+
+    def deleted_meanwhile(specs: dict[str, Any], k: int) -> dict[str, str]:
+        drawn = draw(specs, k)
+        runs.delete_run(old_id)
+        exports.purge(old_id)
+        return drawn
+
+    monkeypatch.setattr(report, "report_svgs", deleted_meanwhile)
+    with pytest.raises(NotFound):
+        exports.report_svgs(old_id)
+    assert not (exports.root / old_id).exists()
     exports.close()

@@ -21,14 +21,11 @@ report's SVGs are drawn from them once per run and cached like an export.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -43,8 +40,9 @@ from sistack.errors import NotFound, SistackError, StorageError
 from sistack.io.exports import neutralise, profiles_frame, write_frame
 from sistack.io.exports.prebuilt import CHARTS, REPORT_CHARTS
 from sistack.io.exports.xlsx import write_workbook
-from sistack.io.store.artifacts import dump_json, valid_id
+from sistack.io.store.artifacts import valid_id
 from sistack.io.store.metadata import RunRecord
+from sistack.service.report_charts import ReportCharts, write_atomically
 from sistack.service.runs import RunService
 from sistack.service.simulation import SimulationService
 
@@ -154,24 +152,6 @@ def run_info(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it into place: a reader never
-    sees half of the file, and a failed write leaves nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target (os.replace is atomic only within one file system); the real
-    # suffix last, since some writers choose the format from it.
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.chmod(0o644)  # mkstemp makes files private; an export is as readable as a run
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _link_or_copy(source: Path, target: Path) -> None:
     """Place a copy of an immutable artifact: a hard link when possible (no extra disk)."""
     target.unlink(missing_ok=True)
@@ -196,6 +176,7 @@ class ExportService:
         # executor starts its thread on first use; views made by ``copy`` share it.)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sistack-export")
         self._closing = threading.Event()
+        self._report_charts = ReportCharts(self.root, LAYOUT_VERSION, self._lock)
 
     def scoped(self, workspace: str) -> ExportService:
         """This service limited to one workspace (see :meth:`RunService.scoped`); the cached
@@ -296,6 +277,7 @@ class ExportService:
         """Stop background builds (at shutdown): a running one stops at its next progress."""
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._report_charts.close()
 
     def copy_to(self, run_id: str, name: str, target: Path) -> ExportFile:
         """Build (or reuse) an export and copy it to ``target`` (the CLI's ``-o FILE``)."""
@@ -314,7 +296,7 @@ class ExportService:
             return self._locks.setdefault(path, threading.Lock())
 
     def _build(self, fmt: ExportFormat, run_id: str, path: Path, progress: Progress) -> None:
-        _write_atomically(path, lambda tmp: fmt.build(self, run_id, tmp, progress))
+        write_atomically(path, lambda tmp: fmt.build(self, run_id, tmp, progress))
         for old in path.parent.glob(f"{fmt.stem}.*{fmt.suffix}"):
             if old != path:  # built for an earlier set of saved scenarios or an older layout
                 old.unlink(missing_ok=True)
@@ -396,44 +378,31 @@ class ExportService:
             projection=projection,
         )
 
-    def report_svgs(self, run_id: str) -> dict[str, str]:
-        """The SVG of each chart the report prints, drawn from the run's specs on first use
-        and cached beside its exports (``report-charts.<layout>.json``); a run written by an
-        earlier version carries them (``report-charts.json``)."""
+    def report_svgs(self, run_id: str, *, elsewhere: bool = False) -> dict[str, str]:
+        """The SVG of each chart the report prints: drawn from the run's specs on first use
+        and cached with its exports (see :mod:`sistack.service.report_charts`); a run written
+        by an earlier version carries them (``report-charts.json``)."""
         if self._stored(run_id, REPORT_CHARTS):
             svgs: dict[str, str] = self.runs.artifacts.read_json(run_id, REPORT_CHARTS)
             return svgs
         self.runs.finished(run_id)
-        path = self._report_svgs_path(run_id)
-        with self._lock(path):
-            if not path.is_file():
-                from sistack.io.exports.report import report_svgs  # vl-convert
 
-                k = len(self.runs.insights(run_id)["segments"])
-                drawn = report_svgs(self.charts(run_id), k)
-                _write_atomically(path, lambda tmp: tmp.write_bytes(dump_json(drawn)))
-                return drawn
-        svgs = json.loads(path.read_bytes())
-        return svgs
+        def specs() -> tuple[dict[str, dict[str, Any]], int]:
+            return self.charts(run_id), len(self.runs.insights(run_id)["segments"])
+
+        return self._report_charts.get(
+            run_id, specs, lambda: self.runs.finished(run_id), elsewhere=elsewhere
+        )
 
     def draw_report_svgs_soon(self, run_id: str) -> None:
-        """Draw the report's SVGs on the build thread unless they are there, so that the
-        report page or PDF opened next need not wait for them (pages call this when they first
-        load a run)."""
-        if self._stored(run_id, REPORT_CHARTS) or self._report_svgs_path(run_id).is_file():
+        """Draw the report's SVGs in the drawing process, queued on the build thread, unless
+        they are there: the report page or PDF opened next need not wait for them (pages call
+        this when they first load a run)."""
+        if self._stored(run_id, REPORT_CHARTS):
             return
-
-        def draw() -> None:
-            try:
-                self.report_svgs(run_id)
-            except Exception:  # the report page or PDF will meet (and show) the same error
-                log.exception("drawing the report charts of run %s failed", run_id)
-
-        with contextlib.suppress(RuntimeError):  # the service is closing: nothing to start
-            self._pool.submit(draw)
-
-    def _report_svgs_path(self, run_id: str) -> Path:
-        return self.root / run_id / f"report-charts.{LAYOUT_VERSION}.json"
+        self._report_charts.draw_soon(
+            run_id, self._pool, lambda: self.report_svgs(run_id, elsewhere=True)
+        )
 
     def _stored(self, run_id: str, name: str) -> bool:
         return name in self.runs.manifest(run_id).get("artifacts", {})

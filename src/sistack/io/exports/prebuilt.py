@@ -10,9 +10,10 @@ encoding first), so they equal what would be built later from the stored files.
 
 The report's SVGs are not drawn here: vl-convert takes about 1.3 s for a report's 15 charts
 (half of it starting its renderer) and holds the interpreter meanwhile, a sixth of a
-1M-customer run. The first report page or PDF of a run draws them from ``charts.json`` and
-the export cache keeps them (:meth:`sistack.service.exports.ExportService.report_svgs`). Runs
-written by earlier versions carry them as ``report-charts.json``, which is read as it is.
+1M-customer run. They are drawn from ``charts.json`` when the dashboard first opens the run
+(in a drawing process) or by its first report page or PDF, and cached with its exports
+(:mod:`sistack.service.report_charts`). Runs written by earlier versions carry them as
+``report-charts.json``, which is read as it is.
 """
 
 from __future__ import annotations
