@@ -369,9 +369,12 @@
   const RULE_NOTE = { must: " (always)", never: " (never)" };
   let lastCampaign = null;
 
-  $("campaign-objective").addEventListener("change", () => {
+  // The quantile field is used only by the quantile objective (also as a browser restores it).
+  const syncQuantile = () => {
     $("campaign-quantile").disabled = $("campaign-objective").value !== "quantile";
-  });
+  };
+  $("campaign-objective").addEventListener("change", syncQuantile);
+  syncQuantile();
 
   /** The request the form describes; blank fields are left to the API's defaults. */
   function campaignRequest() {
