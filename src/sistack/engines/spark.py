@@ -38,7 +38,6 @@ from pyspark.mllib.util import MLUtils
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.window import Window
 
 from sistack.domain.features import FeatureMatrix, build_features
 from sistack.domain.profiles import SegmentProfile, profiles_from_rows, summable
@@ -213,11 +212,12 @@ class SparkEngine:
         typed, checked = check_transactions(
             raw, mapping, reference_date=reference_date, cache=self._cache
         )
-        tx = used_transactions(typed, checked)
+        tx = used_transactions(typed, checked).cache()  # read twice: orders, days
         customers = transactions_per_customer(tx, checked.reference_date, levels=checked.levels)
         self._customers = self._cache(customers.withColumn(POS, F.lit(0).cast("long")))
         table = self._collect(self._customers).drop(POS)
-        typed.unpersist()  # the customers are cached now
+        tx.unpersist()  # the customers are cached now
+        typed.unpersist()
         return CustomerTable(
             table=table, report=checked.report, reference_date=checked.reference_date
         )
@@ -455,40 +455,66 @@ def transactions_per_customer(
     """Spark SQL twin of ``domain.transactions.per_customer_table`` (same columns, same order).
 
     Money is summed as integer cents rounded half to even, exactly as the Polars aggregation
-    does, so revenue matches to the cent whatever the partitioning.
+    does, so revenue matches to the cent whatever the partitioning. Distinct counts are sums
+    over one row per order (orders; orders with a deal or in a channel) or per day (purchase
+    days): Spark evaluates ``count_distinct`` of several columns by copying every row once per
+    column (``Expand``). ``tx`` is read twice (orders, days): cache it.
     """
-    order = F.struct(F.col("order"))  # a missing order id still counts once, as in Polars
     cents = F.bround(F.col("amount") * 100).cast("long")
+    zero = F.lit(0)
 
-    def money(condition: Column | None = None) -> Column:
-        values = cents if condition is None else F.when(condition, cents)
+    def money(total: Column) -> Column:
         # x * 0.01 rather than x / 100: the bits Polars produces for the same expression.
-        return F.greatest(F.coalesce(F.sum(values), F.lit(0)), F.lit(0)) * F.lit(0.01)
+        return F.greatest(F.coalesce(total, zero), zero) * F.lit(0.01)
 
+    def count(flag: str) -> Column:
+        return F.coalesce(F.sum(flag), zero)
+
+    channels = levels.get("channel", [])
+    categories = levels.get("category", [])
+    response = "response" in tx.columns
+    # One row per order: a missing order id groups as one order, as in Polars.
+    per_order = [
+        F.min("date").alias("_first"),
+        F.max("date").alias("_last"),
+        F.sum(cents).alias("_cents"),
+        F.max(F.col("deal").cast("int")).alias("_deal"),
+        *[
+            F.max((F.col("channel") == ch).cast("int")).alias(f"_ch{i}")
+            for i, ch in enumerate(channels)
+        ],
+        *[
+            F.sum(F.when(F.col("category") == c, cents)).alias(f"_cat{i}")
+            for i, c in enumerate(categories)
+        ],
+        *([F.max("response").alias("_response")] if response else []),
+    ]
     aggs = [
-        F.min("date").alias("signup_date"),
-        F.max("date").alias("last_date"),
-        F.count_distinct(order).alias("orders"),
-        money().alias("revenue"),
-        F.count_distinct(F.when(F.col("deal"), order)).alias("deal_purchases"),
+        F.min("_first").alias("signup_date"),
+        F.max("_last").alias("last_date"),
+        F.count("*").alias("orders"),
+        money(F.sum("_cents")).alias("revenue"),
+        count("_deal").alias("deal_purchases"),
+        *[count(f"_ch{i}").alias(f"purchases_{ch}") for i, ch in enumerate(channels)],
+        *[money(F.sum(f"_cat{i}")).alias(f"spend_{c}") for i, c in enumerate(categories)],
+        *([F.max("_response").alias("response")] if response else []),
     ]
-    for ch in levels.get("channel", []):
-        aggs.append(
-            F.count_distinct(F.when(F.col("channel") == ch, order)).alias(f"purchases_{ch}")
+    grouped = tx.groupBy("customer_id", "order").agg(*per_order).groupBy("customer_id").agg(*aggs)
+    # The value model's inputs: purchase days, and the spend on the days after the first (every
+    # day's but the first's; min_by: the first day's).
+    days = (
+        tx.groupBy("customer_id", "date")
+        .agg(F.sum(cents).alias("_cents"))
+        .groupBy("customer_id")
+        .agg(
+            F.count("date").alias("purchase_days"),
+            money(
+                F.coalesce(F.sum("_cents"), zero) - F.coalesce(F.min_by("_cents", "date"), zero)
+            ).alias("repeat_revenue"),
         )
-    for cat in levels.get("category", []):
-        aggs.append(money(F.col("category") == cat).alias(f"spend_{cat}"))
-    if "response" in tx.columns:
-        aggs.append(F.max("response").alias("response"))
-    # The value model's inputs: purchase days, and the spend on the days after the first.
-    first_day = F.min("date").over(Window.partitionBy("customer_id"))
-    tx = tx.withColumn("_later", F.col("date") > first_day)
-    aggs += [
-        F.count_distinct("date").alias("purchase_days"),
-        money(F.col("_later")).alias("repeat_revenue"),
-    ]
+    )
+    grouped = grouped.join(days, "customer_id")
     ref = F.lit(reference)
-    grouped = tx.groupBy("customer_id").agg(*aggs)
     grouped = grouped.withColumn("recency_days", F.datediff(ref, "last_date")).withColumn(
         "inter_purchase_days",
         F.when(

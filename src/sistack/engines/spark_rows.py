@@ -43,6 +43,7 @@ from sistack.domain.validation import ROW
 # within the partition in the lower 33.
 _PARTITION_BITS = 33
 _RECORD = (1 << _PARTITION_BITS) - 1
+DATE_SPAN = 20 * DATE_SAMPLE  # rows the date sample is looked for in first
 
 
 def spark_type(dtype: pl.DataType) -> T.DataType:
@@ -121,6 +122,15 @@ def each_batch(
     return frame.mapInArrow(run, schema)
 
 
+def reading(frame: DataFrame, exprs: Iterable[pl.Expr], *columns: str) -> DataFrame:
+    """``frame`` cut to ``ROW``, ``columns`` and the columns ``exprs`` read: a pass through a
+    Python worker ships every column of its input as Arrow, so it gets only those."""
+    names = {ROW, *columns}
+    for expr in exprs:
+        names.update(expr.meta.root_names())
+    return frame.select(*[c for c in frame.columns if c in names])
+
+
 def _schema_of(columns: dict[str, pl.DataType]) -> T.StructType:
     return T.StructType([T.StructField(n, spark_type(d)) for n, d in columns.items()])
 
@@ -196,7 +206,8 @@ class SparkRows:
             whole = _concat(part.select(exprs) for part in parts)
             return None if whole is None else merge_summaries(whole)
 
-        table = pl.from_arrow(each_partition(self.typed, schema, partial).toArrow())
+        answers = each_partition(reading(self.typed, exprs), schema, partial)
+        table = pl.from_arrow(answers.toArrow())
         assert isinstance(table, pl.DataFrame)
         return merge_summaries(table).row(0, named=True)
 
@@ -212,7 +223,9 @@ class SparkRows:
             return None if whole is None else whole.group_by(column).agg(pl.col("n").sum())
 
         counts = (
-            each_partition(self.typed, schema, partial).groupBy(column).agg(F.sum("n").alias("n"))
+            each_partition(reading(self.typed, [where], column), schema, partial)
+            .groupBy(column)
+            .agg(F.sum("n").alias("n"))
         )
         return _polars(counts)
 
@@ -223,7 +236,9 @@ class SparkRows:
             whole = _concat(p.filter(where).select(columns).unique() for p in parts)
             return None if whole is None else whole.unique()
 
-        return _polars(each_partition(self.typed, schema, partial).distinct())
+        return _polars(
+            each_partition(reading(self.typed, [where], *columns), schema, partial).distinct()
+        )
 
     def raw_values(self, column: str, rows: list[int]) -> list[Any]:
         found = self.raw.where(F.col(ROW).isin(rows)).select(ROW, column).orderBy(ROW)
@@ -269,9 +284,15 @@ def check_transactions(
         head_schema = T.StructType(
             [T.StructField(ROW, T.LongType()), T.StructField("t", T.StringType())]
         )
-        # At most DATE_SAMPLE rows per partition; the lowest numbers of them all.
-        firsts = each_partition(raw, head_schema, first_dates)
-        rows = firsts.orderBy(ROW).limit(DATE_SAMPLE).collect()
+        # At most DATE_SAMPLE rows per partition; the lowest numbers of them all. The first
+        # DATE_SPAN rows (a filter in the JVM) hold them in most files: all rows are looked at
+        # only when those have too few dates.
+        dates = reading(raw, [where, text])
+        for scope in (dates.where(F.col(ROW) <= DATE_SPAN), dates):
+            firsts = each_partition(scope, head_schema, first_dates)
+            rows = firsts.orderBy(ROW).limit(DATE_SAMPLE).collect()
+            if len(rows) == DATE_SAMPLE:
+                break
         head = pl.DataFrame([(r[ROW], r["t"]) for r in rows], schema=[ROW, "t"], orient="row")
         chosen = date_format(head.sort(ROW).get_column("t"))
     # Built again on each executor from plain values (its date expression calls Python).
@@ -282,7 +303,7 @@ def check_transactions(
 
     typing = row_typing(schema, mapping, chosen)
     typed_schema = _schema_of(dict(pl.DataFrame(schema=schema).select(typing.columns).schema))
-    typed = cache(each_batch(raw, typed_schema, typed_rows))
+    typed = cache(each_batch(reading(raw, typing.columns), typed_schema, typed_rows))
     checked = check_rows(typing, SparkRows(typed, raw), reference_date=reference_date)
     return typed, checked
 
@@ -291,4 +312,5 @@ def used_transactions(typed: DataFrame, checked: Checked) -> DataFrame:
     """The used rows with their levels, as ``transactions_per_customer`` takes them."""
     types = {f.name: f for f in typed.schema.fields}
     schema = T.StructType([types[c] for c in checked.keep])
-    return each_batch(typed, schema, lambda part: checked.transactions(part.lazy()).collect())
+    needed = reading(typed, [checked.used, *checked.level_of.values()], *checked.keep)
+    return each_batch(needed, schema, lambda part: checked.transactions(part.lazy()).collect())
