@@ -111,3 +111,24 @@ def test_a_changed_part_of_a_snapshot_is_reported(
     result = runs.reproduce(run.id)
     assert (result.identical, result.differing) == (False, ["input.parquet"])
     assert sha256_parts(folder) == dataset.sha256
+
+
+@pytest.mark.parametrize("change", ["added", "edited", "removed"])
+def test_parts_changed_after_registration_fail_the_run(
+    runs: RunService, orders: pl.DataFrame, tmp_path: Path, change: str
+) -> None:
+    """The run's record names the dataset's sha256: a run of other bytes fails, clearly, and
+    leaves no run folder."""
+    folder = tmp_path / "orders"
+    _write_parts(orders, folder)
+    dataset, _ = runs.add_dataset(folder, filename="orders", keep=False)
+    if change == "added":
+        orders.head(50).write_parquet(folder / "part-00003-x.snappy.parquet")
+    elif change == "edited":
+        orders.slice(2500).write_parquet(folder / LAST, compression="uncompressed")
+    else:
+        (folder / LAST).unlink()
+    run = runs.execute(runs.create_run(dataset.id).id)
+    assert (run.status, run.error_code) == ("failed", "dataset_changed")
+    assert "Register the folder again" in (run.error_message or "")
+    assert not (runs.artifacts.root / run.id).exists()

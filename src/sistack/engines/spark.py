@@ -212,7 +212,7 @@ class SparkEngine:
         typed, checked = check_transactions(
             raw, mapping, reference_date=reference_date, cache=self._cache
         )
-        tx = used_transactions(typed, checked).cache()  # read twice: orders, days
+        tx = self._cache(used_transactions(typed, checked))  # read twice: orders, days
         customers = transactions_per_customer(tx, checked.reference_date, levels=checked.levels)
         self._customers = self._cache(customers.withColumn(POS, F.lit(0).cast("long")))
         table = self._collect(self._customers).drop(POS)

@@ -130,9 +130,15 @@ def _footer_nulls(footers: list[pq.FileMetaData], names: list[str]) -> tuple[int
 def sha256_parts(folder: Path) -> str:
     """The sha256 of a directory of part files: of the lines ``<name>\\t<sha256 of the part>``,
     in name order (one byte pass over the parts, a block at a time)."""
+    return combined_sha256((part.name, sha256_file(part)) for part in part_files(folder))
+
+
+def combined_sha256(parts: Iterable[tuple[str, str]]) -> str:
+    """:func:`sha256_parts` from each part's (path, sha256), in name order; only the last
+    component of a path counts (``input.parquet/part-0.parquet`` is ``part-0.parquet``)."""
     digest = hashlib.sha256()
-    for part in part_files(folder):
-        digest.update(f"{part.name}\t{sha256_file(part)}\n".encode())
+    for name, sha in sorted((path.rsplit("/", 1)[-1], sha) for path, sha in parts):
+        digest.update(f"{name}\t{sha}\n".encode())
     return digest.hexdigest()
 
 

@@ -42,7 +42,14 @@ from sistack.domain.schema import (
 from sistack.domain.segmentation.scoring import score_table
 from sistack.engines import check_engine
 from sistack.errors import Conflict, InputError, NotFound, SistackError, StorageError
-from sistack.io.parts import link_parts, parts_changed, sha256_path, size_of
+from sistack.io.parts import (
+    combined_sha256,
+    link_parts,
+    part_files,
+    parts_changed,
+    sha256_path,
+    size_of,
+)
 from sistack.io.readers import RawTable, ReadLimits, ReadWarning, read_table
 from sistack.io.store.artifacts import ArtifactStore, dump_json, sha256_file, valid_id
 from sistack.io.store.metadata import (
@@ -414,7 +421,9 @@ class RunService:
             ):
                 # The input snapshot does not depend on the results: write it while the
                 # pipeline computes (polars writes without holding the GIL).
-                snapshot = background.submit(_snapshot, table, folder / "input.parquet")
+                snapshot = background.submit(
+                    _snapshot, table, folder / "input.parquet", _registered_sha256(table, dataset)
+                )
                 _warm_charts()
                 data = table.data()
                 if _reread_snapshot(table, config):
@@ -788,13 +797,31 @@ def _import_charts() -> None:
 _charts_warming: threading.Thread | None = None
 
 
-def _snapshot(raw: RawTable, path: Path) -> dict[str, str]:
+def _registered_sha256(raw: RawTable, dataset: DatasetRecord) -> str | None:
+    """The sha256 the parts of a directory dataset had when it was registered, when ``raw``
+    reads that directory (not, say, the snapshot of a run being reproduced)."""
+    parts = raw.source.parts if raw.source is not None else ()
+    if parts and parts[0].parent == Path(dataset.info["path"]):
+        return dataset.sha256
+    return None
+
+
+def _snapshot(raw: RawTable, path: Path, registered: str | None) -> dict[str, str]:
     """The run's input as Parquet (a file too large to read whole is copied by streaming), and
     its sha256: {name: sha256}. A directory of part files (a dataset Spark wrote) becomes a
-    directory of links to them (``io.parts``), which the manifest hashes part by part."""
+    directory of links to them (``io.parts``), hashed part by part for the manifest; when they
+    no longer have the ``registered`` sha256 (parts changed, added or removed since), the run
+    fails: its record would name other data than it read."""
     if raw.source is not None and raw.source.parts:
         link_parts(raw.source.parts, path)
-        return {}
+        hashes = {f"{path.name}/{p.name}": sha256_file(p) for p in part_files(path)}
+        if registered is not None and combined_sha256(hashes.items()) != registered:
+            raise InputError(
+                "The dataset's part files changed after it was registered: the run would not "
+                "use the data its record names. Register the folder again and run that dataset.",
+                code="dataset_changed",
+            )
+        return hashes
     if raw.source is not None:
         raw.source.scan().sink_parquet(path, compression="zstd", engine="streaming")
     else:
