@@ -189,6 +189,35 @@ def test_cli_run_with_engine_spark_reads_a_uri(
     assert np.isclose(sum(shares), 1.0)
 
 
+def test_a_uri_spark_cannot_read_is_bad_input_not_an_internal_error(
+    spark: Any, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = (tmp_path / "no-such-orders.csv").as_uri()
+    result = CliRunner().invoke(
+        cli_app,
+        ["run", missing, "--engine", "spark", "--spark-master", "local[2]", "--json"],
+        env=cli_env,
+    )
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "unreadable_input"
+    assert missing in error["message"] and "Check that the path exists" in error["message"]
+    assert "\tat " not in error["message"]  # no Java stack trace
+
+
+def test_a_folder_of_csv_files_is_read_as_csv(spark: Any, tmp_path: Path) -> None:
+    from sistack.engines.spark import write_source
+
+    folder = tmp_path / "orders-2024"  # no extension: the files inside say the format
+    folder.mkdir()
+    rows = pl.DataFrame({"customer_id": ["a", "b", "c"], "amount": ["1.50", "2", "$3"]})
+    rows.head(2).write_csv(folder / "jan.csv")
+    rows.tail(1).write_csv(folder / "feb.csv")
+    target = write_source(spark, folder.as_uri(), tmp_path / "copy")
+    copied = pl.read_parquet(target).sort("customer_id")
+    assert copied.to_dicts() == rows.to_dicts()  # every column as text, as written
+
+
 def test_a_uri_needs_the_spark_engine(cli_env: dict[str, str]) -> None:
     result = CliRunner().invoke(
         cli_app, ["run", "s3a://bucket/orders.parquet", "--json"], env=cli_env

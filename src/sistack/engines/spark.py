@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from py4j.protocol import Py4JJavaError
 from pyspark import SparkContext
+from pyspark.errors import PySparkException
 from pyspark.ml.feature import VectorAssembler
 from pyspark.mllib.common import _java2py, callMLlibFunc
 from pyspark.mllib.linalg import Vectors
@@ -107,25 +109,62 @@ def write_source(spark: SparkSession, uri: str, target: Path) -> Path:
     Parquet part files written by the executors: no row passes through this process.
 
     Text files are read with every column as text, as ``io.readers`` reads them, so the same
-    validation applies. Wholly empty rows are dropped, as the local reader drops them (it also
-    counts them in a warning: here that would cost another pass). The parts are named in the
-    order of the rows (``part-00000-...``), which is how ``io.parts`` and the engine number
-    them. ``target`` must be on storage every executor can write at the same path.
+    validation applies to the values; Spark's CSV reader itself is simpler (a fixed delimiter,
+    UTF-8 only, one line per row: docs/spark.md lists the differences). Wholly empty rows are
+    dropped, as the local reader drops them (it also counts them in a warning: here that would
+    cost another pass). A path Spark cannot read is an ``InputError`` (``unreadable_input``).
+    The parts are named in the order of the rows (``part-00000-...``), which is how
+    ``io.parts`` and the engine number them. ``target`` must be on storage every executor can
+    write at the same path.
     """
-    lower = uri.lower().rstrip("/")
-    if lower.endswith((".parquet", ".pq")) or "." not in lower.rsplit("/", 1)[-1]:
-        frame = spark.read.parquet(uri)
-    elif lower.endswith((".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")):
-        sep = "\t" if ".tsv" in lower else ","
-        frame = spark.read.option("header", True).option("sep", sep).csv(uri)
-    else:
+    try:
+        lower = _format_name(spark, uri)
+        if lower.endswith((".parquet", ".pq")):
+            frame = spark.read.parquet(uri)
+        elif lower.endswith(TEXT_SUFFIXES):
+            sep = "\t" if ".tsv" in lower else ","
+            frame = spark.read.option("header", True).option("sep", sep).csv(uri)
+        else:
+            raise InputError(
+                f"'{uri}' is not a .csv, .tsv or .parquet path (or a folder of such files); "
+                "Spark reads only those.",
+                code="unsupported_format",
+            )
+        frame.dropna(how="all").write.parquet(target.resolve().as_uri())
+    except (PySparkException, Py4JJavaError) as exc:
+        # Spark's own message names the cause (no such path, a damaged file, no credentials).
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise InputError(
-            f"'{uri}' is not a .csv, .tsv or .parquet path; Spark reads only those.",
-            code="unsupported_format",
-        )
-    frame.dropna(how="all").write.parquet(target.resolve().as_uri())
+            f"Spark could not read '{uri}': {first}. Check that the path exists and holds CSV, "
+            "TSV or Parquet files, and that this process may read it.",
+            code="unreadable_input",
+            details={"uri": uri},
+        ) from None
     _drop_hadoop_files(target)
     return target
+
+
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
+
+
+def _format_name(spark: SparkSession, uri: str) -> str:
+    """The lower-case name that says a path's format: its own, or for a folder the name of its
+    first data file (``.parquet`` when it holds no text file: Spark's own part files)."""
+    lower = uri.lower().rstrip("/")
+    if "." in lower.rsplit("/", 1)[-1]:
+        return lower
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.getFileStatus(path).isDirectory():
+        return lower
+    names = sorted(
+        str(status.getPath().getName()).lower()
+        for status in fs.listStatus(path)
+        if status.isFile() and not str(status.getPath().getName()).startswith((".", "_"))
+    )
+    return next((n for n in names if n.endswith(TEXT_SUFFIXES)), ".parquet")
 
 
 def _drop_hadoop_files(folder: Path) -> None:
