@@ -24,8 +24,8 @@ import pytest
 
 from sistack.errors import NotFound
 from sistack.io.exports import charts, report
+from sistack.io.exports.drawing import report_chart_names, stable_ids
 from sistack.io.exports.prebuilt import CHARTS, REPORT_CHARTS
-from sistack.io.exports.report import report_chart_names, stable_ids
 from sistack.io.store.artifacts import sha256_file
 from sistack.service.doctor import diagnose
 from sistack.service.exports import ExportService
@@ -260,7 +260,7 @@ def test_opening_a_run_draws_its_report_svgs_in_another_process(
     assert web.report_html(made.run_id).count("data:image/svg+xml;base64,") == len(svgs)
     assert draws == []  # nothing was drawn in this process
     k = len(made.runs.insights(made.run_id)["segments"])
-    assert svgs == report.draw_report_svgs(exports.charts(made.run_id), k)  # as drawn here
+    assert svgs == report.report_svgs(exports.charts(made.run_id), k)  # as drawn here
     exports.close()
 
 

@@ -107,9 +107,10 @@ class ReportCharts:
                 self._process = ProcessPoolExecutor(1, mp_context=context)
             process = self._process
         try:
-            from sistack.io.exports.report import draw_report_svgs
+            from sistack.io.exports.charts import VL_VERSION
+            from sistack.io.exports.drawing import draw_report_svgs  # all the child imports
 
-            drawn: dict[str, str] = process.submit(draw_report_svgs, charts, k).result()
+            drawn: dict[str, str] = process.submit(draw_report_svgs, charts, k, VL_VERSION).result()
             return drawn
         except (BrokenProcessPool, OSError, RuntimeError) as exc:  # no child process here
             log.warning("drawing the report charts in this process instead: %s", exc)

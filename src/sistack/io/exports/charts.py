@@ -10,7 +10,6 @@ projection of a sample of customers).
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +20,7 @@ import polars as pl
 import vl_convert as vlc
 
 from sistack.domain.segmentation.model import FeatureScaler
+from sistack.io.exports import drawing
 
 
 def _vl_version() -> str:
@@ -40,7 +40,6 @@ BASE_COLORS = (
 NEUTRAL = "#b8c0cc"
 CHANNEL_COLORS = ("#1f3a5f", "#4f6d8f", "#8fa6bf", "#c5d2e0", "#e4eaf1")
 TIER_COLORS = {"low": "#dfe6ee", "medium": "#e8b07a", "high": "#c4474f"}
-PAPER_FONT = "Arial, 'Liberation Sans', Helvetica, sans-serif"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 WIDTH = 520
 PROFILE_FEATURES = 8
@@ -540,46 +539,14 @@ def run_charts(
     return {name: spec for name, spec in charts.items() if spec is not None}
 
 
-def _for_paper(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with a font that vl-convert and the reader of the SVG measure alike.
-
-    vl-convert places text with its own font metrics; with "system-ui" a browser or WeasyPrint
-    may draw a wider font and right-aligned labels spill out of the picture. Arial and its
-    metric twin Liberation Sans are where every renderer finds them.
-    """
-    return {**spec, "config": {**spec.get("config", {}), "font": PAPER_FONT}}
-
-
 def to_svg(spec: dict[str, Any]) -> str:
-    """Render a spec to SVG with the same Vega-Lite version the browser bundle carries.
-
-    No URL may be fetched while rendering: every chart carries its data inline.
-    """
-    svg: str = vlc.vegalite_to_svg(_for_paper(spec), vl_version=VL_VERSION, allowed_base_urls=[])
-    return svg
+    """Render a spec to SVG with the same Vega-Lite version the browser bundle carries."""
+    return drawing.svg(spec, vl_version=VL_VERSION)
 
 
 def to_raster_svg(spec: dict[str, Any], *, scale: float = 2.0) -> str:
-    """An SVG holding a PNG of the chart: for charts of thousands of marks (the projection).
-
-    WeasyPrint spends over a second laying out 2,000 vector circles; a 2x raster prints the
-    same and costs a tenth of that. Text stays sharp enough at print size.
-    """
-    png = vlc.vegalite_to_png(
-        _for_paper(spec), vl_version=VL_VERSION, scale=scale, allowed_base_urls=[]
-    )
-    width, height = (v / scale for v in _png_size(png))
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:g}" height="{height:g}" '
-        f'viewBox="0 0 {width:g} {height:g}"><image width="{width:g}" height="{height:g}" '
-        f'href="data:image/png;base64,{data}"/></svg>'
-    )
-
-
-def _png_size(png: bytes) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk."""
-    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    """A PNG of the chart inside an SVG (see :func:`sistack.io.exports.drawing.raster_svg`)."""
+    return drawing.raster_svg(spec, vl_version=VL_VERSION, scale=scale)
 
 
 @functools.cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import math
-import re
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
+from sistack.io.exports import drawing
 from sistack.io.exports.charts import segment_colors, to_raster_svg, to_svg
 
 PROJECTION_ROWS = 2000
@@ -150,30 +150,9 @@ def stylesheet(name: str) -> Markup:
     return Markup(path.read_text(encoding="utf-8"))
 
 
-def report_chart_names(k: int) -> list[str]:
-    """The charts the report shows, in order (the PDF renders only these to SVG)."""
-    names = ["share", "features", "response", "value", "k_scores", "projection"]
-    for s in range(1, k + 1):
-        names += [f"profile_{s}", f"channels_{s}"]
-    return names
-
-
-RASTER_CHARTS = frozenset({"projection"})
-
-
 def report_svgs(specs: dict[str, dict[str, Any]], k: int) -> dict[str, str]:
     """SVG of each chart the report shows (of those the run has); scatter plots as raster."""
-    return {
-        name: stable_ids((to_raster_svg if name in RASTER_CHARTS else to_svg)(specs[name]), name)
-        for name in report_chart_names(k)
-        if name in specs
-    }
-
-
-def draw_report_svgs(specs: dict[str, dict[str, Any]], k: int) -> dict[str, str]:
-    """:func:`report_svgs`, under a name of its own: what a drawing process is handed (a
-    process resolves a function by its name, and tests replace ``report_svgs`` in theirs)."""
-    return report_svgs(specs, k)
+    return drawing.report_svgs(specs, k, vector=to_svg, raster=to_raster_svg)
 
 
 CHART_ALT = {
@@ -199,23 +178,6 @@ def chart_image(svg: str, name: str) -> Markup:
     alt = CHART_ALT.get(name) or CHART_ALT.get(kind, "Chart").format(segment)
     data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
     return Markup('<img src="data:image/svg+xml;base64,{}" alt="{}">').format(Markup(data), alt)
-
-
-_ID = re.compile(r'((?<=\s)id="|url\(#|(?<=\s)href="#)([^")]+)')
-
-
-def stable_ids(svg: str, prefix: str) -> str:
-    """The SVG with its element ids renamed ``<prefix>-0``, ``<prefix>-1``... in order.
-
-    Vega numbers clip paths with a counter that runs for the whole process (``clip17``), so the
-    same chart drawn twice differed in its ids, and a run's stored SVGs were not reproducible;
-    the chart's name as prefix also keeps ids unique when every chart is inlined in one page.
-    """
-    names: dict[str, str] = {}
-    for match in _ID.finditer(svg):
-        if match.group(1) == 'id="':  # an element's id (attributes follow a space)
-            names.setdefault(match.group(2), f"{prefix}-{len(names)}")
-    return _ID.sub(lambda m: m.group(1) + names.get(m.group(2), m.group(2)), svg)
 
 
 def read_projection_sample(
@@ -259,8 +221,8 @@ def render_report_html(
     Pages: cover (provenance), executive summary, segments at a glance, one page per segment,
     saved scenarios (when there are any), then three appendix pages: method, definitions, data
     quality. ``scenarios`` are ``{"name": ..., "result": <simulate result>}``; ``charts_svg``
-    maps chart names (see :func:`report_chart_names`) to SVG. ``for_pdf`` leaves out the
-    screen-only toolbar.
+    maps chart names (see :func:`~sistack.io.exports.drawing.report_chart_names`) to SVG.
+    ``for_pdf`` leaves out the screen-only toolbar.
     """
     segments = insights["segments"]
     colors = segment_colors(len(segments))
