@@ -301,7 +301,7 @@ def test_reproduce_json_names_what_differs_from_the_stored_run(
         with_k(svc, original["run_id"], k)
     finally:
         svc.close()
-    result = sistack("reproduce", original["run_id"], "--json", code=1)
+    result = sistack("reproduce", original["run_id"], "--json", code=3)
     out = one_json(result.stdout)
     expected = [n for n in COMPARED if n not in ("features.parquet", "quality.json")]
     assert (out["run_id"], out["identical"], out["differing"]) == (
@@ -316,7 +316,7 @@ def test_reproduce_json_names_what_differs_from_the_stored_run(
         assert hashes_differing(svc, original["run_id"], out["new_run_id"]) == expected
     finally:
         svc.close()
-    words = flat(sistack("reproduce", original["run_id"], code=1).stdout)
+    words = flat(sistack("reproduce", original["run_id"], code=3).stdout)
     assert f"different ({', '.join(expected)})" in words
 
 

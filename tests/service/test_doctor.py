@@ -162,9 +162,9 @@ def test_cli_exit_codes_and_json(home: tuple[Settings, str, str]) -> None:
     assert "1 succeeded run(s), 9 file(s) verified" in " ".join(clean.stdout.split())
     flip_byte(settings.artifacts, run, failed)
     broken = runner.invoke(cli_app, ["doctor", "--json"], env=env)
-    assert broken.exit_code == 1
+    assert broken.exit_code == 3
     data = json.loads(broken.stdout)
     assert (data["ok"], [p["kind"] for p in data["problems"]]) == (False, ["changed_file"])
     plain = runner.invoke(cli_app, ["doctor"], env=env)
-    assert plain.exit_code == 1
+    assert plain.exit_code == 3
     assert "changed_file" in plain.stdout and "assignments.parquet" in plain.stdout

@@ -1,6 +1,7 @@
 """The Typer application and what every command shares: consoles, error handling, JSON output.
 
-Exit codes: 0 success, 2 bad input or unknown id (message on stderr), 1 internal error.
+Exit codes: 0 success, 2 bad input or unknown id (message on stderr), 1 internal error,
+3 a check that ran and failed (``reproduce`` found differences, ``doctor`` found problems).
 ``--json`` prints exactly one JSON object on stdout.
 """
 
@@ -37,6 +38,7 @@ out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+CHECK_FAILED = 3  # exit code: the check ran and found differences or problems
 
 
 @contextmanager

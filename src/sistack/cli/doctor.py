@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from sistack.cli.app import JsonFlag, app, emit, guard, open_service, out
+from sistack.cli.app import CHECK_FAILED, JsonFlag, app, emit, guard, open_service, out
 
 
 @app.command()
@@ -38,4 +38,4 @@ def doctor(as_json: JsonFlag = False) -> None:
             "verified."
         )
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(CHECK_FAILED)

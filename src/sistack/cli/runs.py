@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sistack.cli.app import (
+    CHECK_FAILED,
     JsonFlag,
     app,
     emit,
@@ -467,7 +468,7 @@ def reproduce(run_id: str, as_json: JsonFlag = False) -> None:
             + (f" ({', '.join(result.differing)})" if result.differing else "")
         )
     if not result.identical:
-        raise typer.Exit(1)
+        raise typer.Exit(CHECK_FAILED)
 
 
 @app.command()
