@@ -12,6 +12,7 @@ stable and never collide.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import threading
 import time
@@ -295,4 +296,17 @@ def test_a_run_deleted_while_its_svgs_are_drawn_leaves_no_folder(
     with pytest.raises(NotFound):
         exports.report_svgs(old_id)
     assert not (exports.root / old_id).exists()
+    exports.close()
+
+
+def test_without_a_drawing_process_the_svgs_are_drawn_here(
+    made: Made, draws: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_children(method: str) -> Any:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(multiprocessing, "get_context", no_children)
+    exports = ExportService(made.runs)
+    svgs = exports.report_svgs(made.run_id, elsewhere=True)
+    assert len(draws) == 1 and svgs["share"].startswith("<svg")
     exports.close()

@@ -100,19 +100,21 @@ class ReportCharts:
             pool.submit(task)
 
     def _draw_elsewhere(self, charts: Specs, k: int) -> dict[str, str]:
-        with self._process_guard:
-            if self._process is None:
-                # spawn, not fork: this process runs threads (fork would copy their locks)
-                context = multiprocessing.get_context("spawn")
-                self._process = ProcessPoolExecutor(1, mp_context=context)
-            process = self._process
-        try:
-            from sistack.io.exports.charts import VL_VERSION
-            from sistack.io.exports.drawing import draw_report_svgs  # all the child imports
+        from sistack.io.exports.charts import VL_VERSION
+        from sistack.io.exports.drawing import draw_report_svgs  # all the child imports
 
+        try:
+            with self._process_guard:
+                if self._process is None:
+                    # spawn, not fork: this process runs threads (fork would copy their locks)
+                    context = multiprocessing.get_context("spawn")
+                    self._process = ProcessPoolExecutor(1, mp_context=context)
+                process = self._process
             drawn: dict[str, str] = process.submit(draw_report_svgs, charts, k, VL_VERSION).result()
             return drawn
-        except (BrokenProcessPool, OSError, RuntimeError) as exc:  # no child process here
+        # No child process here: it could not start (a daemonic process may have none:
+        # multiprocessing asserts), or it died.
+        except (BrokenProcessPool, OSError, RuntimeError, AssertionError) as exc:
             log.warning("drawing the report charts in this process instead: %s", exc)
             with self._process_guard:
                 self._process = None
