@@ -93,6 +93,11 @@ def test_campaign_contact_set(sistack: Invoke, run_id: str, documents: Any) -> N
     capped = one_json(sistack("optimize", run_id, "--campaign", "--budget", "1", "--json").stdout)
     assert capped["contacted"] == [] and capped["spent"] == 0  # no segment costs under 1
     assert "Segments to contact" in sistack("optimize", run_id, "--campaign").stdout
+    # Rules: the least valuable segment always, the most valuable never.
+    best, worst = max(value, key=value.__getitem__), min(value, key=value.__getitem__)
+    args = ("--always", str(worst), "--never", str(best))
+    ruled = one_json(sistack("optimize", run_id, "--campaign", *args, "--json").stdout)
+    assert ruled["contacted"] == sorted({s for s, v in value.items() if v > 0} - {best} | {worst})
 
 
 @pytest.mark.parametrize(
@@ -101,6 +106,7 @@ def test_campaign_contact_set(sistack: Invoke, run_id: str, documents: Any) -> N
         (("--budget", "100", "--draws", "20001"), "between 100 and 20000, got 20001"),
         (("--budget", "100", "--objective", "median"), "'expected' or 'quantile'"),
         ((), "total_budget is required"),
+        (("--budget", "100", "--never", "1"), "add campaign: true"),
     ],
 )
 def test_invalid_options_exit_2_naming_the_range(

@@ -177,6 +177,15 @@ def test_campaign_optimiser(served: Served) -> None:
     assert plan["mode"] == "campaign"
     assert plan["contacted"] == sorted(s for s, v in value.items() if v > 0)
     assert plan["expected_profit"] == pytest.approx(sum(v for v in value.values() if v > 0))
+    # Contact rules: the most valuable segment never, the least valuable always.
+    best, worst = max(value, key=value.__getitem__), min(value, key=value.__getitem__)
+    ruled = {**body, "always": [worst], "never": [best]}
+    answer = served.client.post(f"{API}/runs/{served.run_id}/optimize", json=ruled).json()
+    expected = sorted({s for s, v in value.items() if v > 0} - {best} | {worst})
+    assert answer["contacted"] == expected
+    assert {r["segment"]: r["rule"] for r in answer["segments"]} == {
+        s: "always" if s == worst else "never" if s == best else None for s in value
+    }
 
 
 @pytest.mark.parametrize(
@@ -186,6 +195,9 @@ def test_campaign_optimiser(served: Served) -> None:
         ({"total_budget": 0}, "total_budget", "between 0.0 (excluded) and"),
         ({"total_budget": 100, "quantile": 1}, "quantile", "and 1.0 (excluded), got 1"),
         ({"total_budget": 100, "bounds": {"99": [0, 1]}}, "bounds.99.[key]", "allowed ids: 1"),
+        ({"total_budget": 100, "always": [1]}, "", "add campaign: true"),
+        ({"campaign": True, "always": [1], "never": [1]}, "", "in both always and never"),
+        ({"campaign": True, "never": [99]}, "never.0", "allowed ids: 1"),
     ],
 )
 def test_invalid_optimisation_requests(

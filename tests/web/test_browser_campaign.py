@@ -16,8 +16,6 @@ from sistack.io.exports.report import fmt_integer, fmt_money, fmt_number, fmt_si
 from tests.web.conftest import ARTIFACTS, Live, screenshot
 
 pytestmark = pytest.mark.usefixtures("browser")
-# The page sends these bounds for "Always contact" / "Never contact" (see simulation.js).
-MUST, NEVER = [1e-12, 1e12], [0, 0]
 
 
 def open_simulation(page: Any, live: Live, run_id: str) -> None:
@@ -57,7 +55,8 @@ def test_campaign_plan_error_and_apply(live: Live, page: Any, finished_run: str)
         "total_budget": 1500,
         "quantile": 0.2,
         "economics": {"revenue_per_response": 40},
-        "bounds": {str(never): NEVER, str(must): MUST},
+        "never": [never],
+        "always": [must],
     }
     assert json.loads(page.get_attribute("#campaign-result", "data-request")) == body
     plan = live.api("POST", f"{run}/optimize", json=body)
@@ -74,8 +73,8 @@ def test_campaign_plan_error_and_apply(live: Live, page: Any, finished_run: str)
         "Expected profit": fmt_money(plan["expected_profit"]),
         "Profit P10 – P90": f"{fmt_money(interval['p10'])} – {fmt_money(interval['p90'])}",
         "Profit P20 (maximised)": fmt_money(plan["objective_value"]),
-        "Contacting every segment": fmt_money(plan["contact_all"]["expected_profit"]),
-        "Gain over contacting all": fmt_signed_money(plan["improvement"]),
+        "Expected profit, contacting all": fmt_money(plan["contact_all"]["expected_profit"]),
+        "Expected gain over contacting all": fmt_signed_money(plan["improvement"]),
     }
     rows = page.locator("#campaign-segments tbody tr")
     assert rows.count() == len(plan["segments"])
@@ -186,7 +185,9 @@ def test_a_plan_that_contacts_nobody_says_so(live: Live, page: Any, finished_run
     shown = summary(page)
     assert shown["Customers contacted"] == "0"
     assert shown["Campaign cost"] == fmt_money(plan["spent"])
-    assert shown["Contacting every segment"] == fmt_money(plan["contact_all"]["expected_profit"])
+    assert shown["Expected profit, contacting all"] == fmt_money(
+        plan["contact_all"]["expected_profit"]
+    )
     assert "Profit P10 (maximised)" not in shown  # the expected-profit objective
     decisions = page.locator("#campaign-segments tbody td:first-of-type").all_inner_texts()
     assert decisions == ["Skip"] * len(plan["segments"])

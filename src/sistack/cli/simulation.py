@@ -96,6 +96,14 @@ def optimize(
             help="Choose which segments to contact once instead of splitting a budget.",
         ),
     ] = False,
+    always: Annotated[
+        list[int] | None,
+        typer.Option(help="With --campaign: a segment to contact whatever it returns (repeat)."),
+    ] = None,
+    never: Annotated[
+        list[int] | None,
+        typer.Option(help="With --campaign: a segment never to contact (repeat)."),
+    ] = None,
     objective: Annotated[
         str, typer.Option(help="expected or quantile (risk-averse).")
     ] = "expected",
@@ -115,6 +123,10 @@ def optimize(
     }
     if budget is not None:
         request["total_budget"] = budget
+    if always:
+        request["always"] = always
+    if never:
+        request["never"] = never
     with open_service() as svc:
         from sistack.service.simulation import SimulationService
 

@@ -99,6 +99,23 @@ def test_bounds_force_or_rule_out_a_contact(baseline, bounds, contacted):
     assert plan.chosen == contacted
 
 
+def test_always_and_never(baseline):
+    # rpr 40: v = 1,000 / 300 / -500; alone the optimiser contacts 1 and 2.
+    plan = optimize_contacts(baseline, always=[3], never=[1], economics=RPR40)
+    assert plan.chosen == [2, 3]
+    assert plan.expected_profit == pytest.approx(300.0 - 500.0)
+    assert [r["rule"] for r in plan.to_dict()["segments"]] == ["never", None, "always"]
+    # within the cap: segment 3 (1,500) always leaves no room for segment 2 (900) under 2,000
+    capped = optimize_contacts(baseline, total_budget=2_000.0, always=[3], economics=RPR40)
+    assert capped.chosen == [3]
+    with pytest.raises(InputError, match="no segment 9"):
+        optimize_contacts(baseline, never=[9])
+    with pytest.raises(InputError, match="in both always and never"):
+        optimize_contacts(baseline, always=[2], never=[2])
+    with pytest.raises(InputError, match=r"always: contacting segment 3 costs 1,500.00, more"):
+        optimize_contacts(baseline, total_budget=1_000.0, always=[3])
+
+
 def test_no_budget_rules_a_contact_out_even_when_contacts_are_free(baseline):
     # At 0 per contact every segment pays (v = n p 40 > 0) and costs nothing: all three,
     # except the one given no campaign budget.
@@ -106,6 +123,7 @@ def test_no_budget_rules_a_contact_out_even_when_contacts_are_free(baseline):
     assert optimize_contacts(baseline, economics=free).chosen == [1, 2, 3]
     plan = optimize_contacts(baseline, bounds={1: (0.0, 0.0)}, economics=free)
     assert plan.chosen == [2, 3]
+    assert optimize_contacts(baseline, never=[1], economics=free).chosen == [2, 3]
     # ... while a positive lower bound still forces one in at no cost.
     forced = optimize_contacts(baseline, bounds={3: (1e-12, 1e12)}, economics=free)
     assert 3 in forced.chosen

@@ -28,6 +28,7 @@ gets no campaign).
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,7 @@ class ContactPlan:
     method: str
     economics: Economics
     warnings: tuple[Guardrail, ...] = ()
+    rules: tuple[str | None, ...] = ()  # per segment: "always", "never" or None
 
     @property
     def chosen(self) -> list[int]:
@@ -139,6 +141,7 @@ class ContactPlan:
                 "profit": self.profit[i],
                 "low": self.bounds[i][0],
                 "high": self.bounds[i][1],
+                "rule": self.rules[i] if self.rules else None,
             }
             for i, s in enumerate(self.segments)
         ]
@@ -174,6 +177,8 @@ def optimize_contacts(
     *,
     total_budget: float | None = None,
     bounds: dict[int, tuple[float, float]] | None = None,
+    always: Collection[int] = (),
+    never: Collection[int] = (),
     objective: Objective = "expected",
     quantile: float = 0.1,
     draws: int = 2000,
@@ -186,6 +191,8 @@ def optimize_contacts(
         baseline: per-segment inputs.
         total_budget: cap on the campaign's cost; ``None``: no cap.
         bounds: optional (low, high) campaign budget per segment id.
+        always: ids of segments contacted whatever they return (still within the cap).
+        never: ids of segments not contacted.
         objective: ``"expected"`` profit, or a profit ``"quantile"`` (risk-averse).
         quantile: the quantile for ``objective="quantile"``, in (0, 1).
         draws: draws of the response rates for intervals and the quantile objective.
@@ -206,7 +213,8 @@ def optimize_contacts(
     value = n * point * rpr - cost
     sampled = np.where(known, response_draws(baseline, draws=draws, seed=seed), 0.0)
     values_drawn = n * sampled * rpr - cost  # (draws, k)
-    forced, free = _allowed(baseline, cost, low, high, cap)
+    rules = _rules(baseline, always, never)
+    forced, free = _allowed(baseline, cost, low, high, cap, rules)
     # Forced segments may exceed the cap by the tolerance: the free ones then get no room, never
     # a negative one (with which no subset, not even the empty one, would fit).
     room = max(0.0, cap - float(cost[forced].sum()))
@@ -258,23 +266,54 @@ def optimize_contacts(
         method=method,
         economics=econ,
         warnings=tuple(warnings),
+        rules=tuple(rules),
     )
 
 
+def _rules(baseline: Baseline, always: Collection[int], never: Collection[int]) -> list[str | None]:
+    """Per segment: ``"always"``, ``"never"`` or None (the optimiser decides)."""
+    for field, ids in (("always", always), ("never", never)):
+        if unknown := sorted(set(ids) - set(baseline.ids)):
+            raise InputError(
+                f"{field}: there is no segment {unknown[0]}; the segments are "
+                f"{', '.join(map(str, baseline.ids))}",
+                details={"field": field},
+            )
+    if both := sorted(set(always) & set(never)):
+        raise InputError(
+            f"segment {both[0]} is in both always and never", details={"field": "always"}
+        )
+    return ["always" if s in always else "never" if s in never else None for s in baseline.ids]
+
+
 def _allowed(
-    baseline: Baseline, cost: FloatArray, low: FloatArray, high: FloatArray, cap: float
+    baseline: Baseline,
+    cost: FloatArray,
+    low: FloatArray,
+    high: FloatArray,
+    cap: float,
+    rules: list[str | None],
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Segments that must be contacted, and those the optimiser may choose."""
     slack = TOLERANCE * np.maximum(cost, 1.0)
-    can_skip = low <= 0.0
-    can_contact = (low <= cost + slack) & (cost <= high + slack) & (high > 0.0)
+    always = np.array([r == "always" for r in rules], dtype=bool)
+    never = np.array([r == "never" for r in rules], dtype=bool)
+    can_skip = (low <= 0.0) & ~always
+    can_contact = (low <= cost + slack) & (cost <= high + slack) & (high > 0.0) & ~never
     if stuck := [
-        s for s, a, b in zip(baseline.ids, can_skip, can_contact, strict=True) if not a | b
+        i for i, (a, b) in enumerate(zip(can_skip, can_contact, strict=True)) if not a | b
     ]:
+        i, s = stuck[0], baseline.ids[stuck[0]]
+        if rules[i] == "always":
+            raise InputError(
+                f"always: contacting segment {s} costs {cost[i]:,.2f}, more than its bounds or "
+                f"the cap on the campaign's cost allow ({min(high[i], cap):,.2f})",
+                details={"field": "always"},
+            )
         raise InputError(
-            f"bounds: the campaign budget of segment {stuck[0]} is 0 or the cost of contacting "
-            f"it ({cost[baseline.positions(stuck[:1])[0]]:,.2f}); its bounds allow neither",
-            details={"field": f"bounds.{stuck[0]}"},
+            f"bounds: the campaign budget of segment {s} is 0 or the cost of contacting it "
+            f"({cost[i]:,.2f}); its bounds allow neither",
+            details={"field": f"bounds.{s}"},
         )
     forced = can_contact & ~can_skip
     if cost[forced].sum() > cap * (1 + TOLERANCE):

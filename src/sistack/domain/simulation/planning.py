@@ -46,6 +46,14 @@ class OptimizationRequest(BaseModel):
         "the cost of contacting it, so low > 0 forces a contact and high below that cost rules "
         "it out.",
     )
+    always: list[SegmentId] | None = Field(
+        default=None,
+        description="With 'campaign': segments to contact whatever they return.",
+    )
+    never: list[SegmentId] | None = Field(
+        default=None,
+        description="With 'campaign': segments never to contact, even when it would pay.",
+    )
     objective: Literal["expected", "quantile"] = Field(
         default="expected",
         description="Maximise expected profit, or a quantile of profit (risk-averse).",
@@ -66,6 +74,10 @@ class OptimizationRequest(BaseModel):
         for seg, (low, high) in (self.bounds or {}).items():
             if low > high:
                 raise ValueError(f"bounds of segment {seg}: low ({low}) is above high ({high})")
+        if (self.always or self.never) and not self.campaign:
+            raise ValueError("always and never choose a campaign's contacts: add campaign: true")
+        if both := sorted(set(self.always or ()) & set(self.never or ())):
+            raise ValueError(f"segment {both[0]} is in both always and never")
         return self
 
 
@@ -101,7 +113,13 @@ def plan(baseline: Baseline, request: OptimizationRequest) -> OptimizationResult
         "economics": request.economics,
     }
     if request.campaign:
-        return optimize_contacts(baseline, total_budget=request.total_budget, **options)
+        return optimize_contacts(
+            baseline,
+            total_budget=request.total_budget,
+            always=[int(s) for s in request.always or ()],
+            never=[int(s) for s in request.never or ()],
+            **options,
+        )
     if request.total_budget is None:  # not after validation; a request built by hand
         raise ValueError("total_budget is required to allocate a budget")
     return optimize_budget(baseline, total_budget=request.total_budget, **options)

@@ -362,11 +362,9 @@
   });
 
   // Campaign optimiser ----------------------------------------------------------------------
-  // A segment's campaign budget is 0 or the cost of contacting it, so a low bound above 0
-  // forces the contact and a high bound of 0 rules it out (OptimizationRequest.bounds). The
-  // tiny low bound is below any contact's cost, so "always" never asks for more than contacting.
-  const CONTACT_RULES = { must: [1e-12, 1e12], never: [0, 0] };
-  const RULE_NOTE = { must: " (always)", never: " (never)" };
+  // A segment's rule goes to the request's "always" or "never" list (OptimizationRequest).
+  const CONTACT_RULES = { must: "always", never: "never" };
+  const RULE_NOTE = { always: " (always)", never: " (never)" };
   let lastCampaign = null;
 
   // The quantile field is used only by the quantile objective (also as a browser restores it).
@@ -396,11 +394,10 @@
     if (cpc !== undefined) economics.cost_per_contact = cpc;
     if (rpr !== undefined) economics.revenue_per_response = rpr;
     if (Object.keys(economics).length) body.economics = economics;
-    const bounds = {};
     for (const select of document.querySelectorAll("#campaign-form select[data-segment]")) {
-      if (select.value in CONTACT_RULES) bounds[select.dataset.segment] = CONTACT_RULES[select.value];
+      const list = CONTACT_RULES[select.value];
+      if (list) (body[list] = body[list] || []).push(Number(select.dataset.segment));
     }
-    if (Object.keys(bounds).length) body.bounds = bounds;
     return body;
   }
 
@@ -423,14 +420,13 @@
       ["Profit P10 – P90", `${fmt.money(interval.p10)} – ${fmt.money(interval.p90)}`],
     ];
     if (r.objective === "quantile") rows.push([`Profit P${fmt.number(r.quantile * 100, 0)} (maximised)`, fmt.money(r.objective_value)]);
-    rows.push(["Contacting every segment", fmt.money(r.contact_all.expected_profit)], ["Gain over contacting all", fmt.signedMoney(r.improvement)]);
+    rows.push(["Expected profit, contacting all", fmt.money(r.contact_all.expected_profit)], ["Expected gain over contacting all", fmt.signedMoney(r.improvement)]);
     $("campaign-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))));
     $("campaign-assumptions").textContent = `At ${at} (per segment below: the numbers if it is contacted).`;
     $("campaign-warnings").replaceChildren(...r.warnings.map((w) => el("li", { text: w.message })));
-    const rule = (id) => (body.bounds && body.bounds[id] ? (body.bounds[id][0] > 0 ? "must" : "never") : "free");
     $("campaign-segments").querySelector("tbody").replaceChildren(...r.segments.map((s) => el("tr", { "data-segment": s.segment, "data-contact": String(s.contact) },
       el("th", { scope: "row" }, ...segLabel(byId[s.segment] || { id: s.segment, name: "", color: "#999" })),
-      el("td", { class: s.contact ? "strong" : "muted", text: (s.contact ? "Contact" : "Skip") + (RULE_NOTE[rule(s.segment)] || "") }),
+      el("td", { class: s.contact ? "strong" : "muted", text: (s.contact ? "Contact" : "Skip") + (RULE_NOTE[s.rule] || "") }),
       el("td", { class: "num", text: fmt.integer(s.contacts) }), el("td", { class: "num", text: fmt.money(s.cost) }),
       el("td", { class: "num", text: fmt.number(s.responders, 1) }),
       el("td", { class: `num ${s.profit > 0 ? "up" : s.profit < 0 ? "down" : ""}`, text: fmt.signedMoney(s.profit) }))));
