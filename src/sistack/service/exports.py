@@ -40,9 +40,9 @@ from sistack.errors import NotFound, SistackError, StorageError
 from sistack.io.exports import neutralise, profiles_frame, write_frame
 from sistack.io.exports.prebuilt import CHARTS, REPORT_CHARTS
 from sistack.io.exports.xlsx import write_workbook
-from sistack.io.store.artifacts import valid_id
+from sistack.io.store.artifacts import valid_id, write_atomically
 from sistack.io.store.metadata import RunRecord
-from sistack.service.report_charts import ReportCharts, write_atomically
+from sistack.service.report_charts import ReportCharts
 from sistack.service.runs import RunService
 from sistack.service.simulation import SimulationService
 

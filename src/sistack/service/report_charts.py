@@ -20,8 +20,6 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -29,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from sistack.io.store.artifacts import dump_json
+from sistack.io.store.artifacts import dump_json, write_atomically
 
 log = logging.getLogger("sistack.exports")
 
@@ -101,7 +99,7 @@ class ReportCharts:
 
     def _draw_elsewhere(self, charts: Specs, k: int) -> dict[str, str]:
         from sistack.io.exports.charts import VL_VERSION
-        from sistack.io.exports.drawing import draw_report_svgs  # all the child imports
+        from sistack.io.exports.drawing import report_svgs  # all the child imports
 
         try:
             with self._process_guard:
@@ -110,7 +108,7 @@ class ReportCharts:
                     context = multiprocessing.get_context("spawn")
                     self._process = ProcessPoolExecutor(1, mp_context=context)
                 process = self._process
-            drawn: dict[str, str] = process.submit(draw_report_svgs, charts, k, VL_VERSION).result()
+            drawn: dict[str, str] = process.submit(report_svgs, charts, k, VL_VERSION).result()
             return drawn
         # No child process here: it could not start (a daemonic process may have none:
         # multiprocessing asserts), or it died.
@@ -144,21 +142,3 @@ def _read(path: Path) -> dict[str, str] | None:
         log.warning("the cached report charts %s cannot be read; they are drawn again", path)
         return None
     return data if isinstance(data, dict) else None
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it into place: a reader never
-    sees half of the file, and a failed write leaves nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target (os.replace is atomic only within one file system); the real
-    # suffix last, since some writers choose the format from it.
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.chmod(0o644)  # mkstemp makes files private; an export is as readable as a run
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

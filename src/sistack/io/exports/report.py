@@ -22,7 +22,7 @@ import polars as pl
 from markupsafe import Markup
 
 from sistack.io.exports import drawing
-from sistack.io.exports.charts import segment_colors, to_raster_svg, to_svg
+from sistack.io.exports.charts import VL_VERSION, segment_colors
 
 PROJECTION_ROWS = 2000
 DASH = "—"
@@ -152,7 +152,7 @@ def stylesheet(name: str) -> Markup:
 
 def report_svgs(specs: dict[str, dict[str, Any]], k: int) -> dict[str, str]:
     """SVG of each chart the report shows (of those the run has); scatter plots as raster."""
-    return drawing.report_svgs(specs, k, vector=to_svg, raster=to_raster_svg)
+    return drawing.report_svgs(specs, k, VL_VERSION)
 
 
 CHART_ALT = {

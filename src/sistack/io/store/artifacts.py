@@ -15,7 +15,8 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,24 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it into place: a reader never
+    sees half of the file, and a failed write leaves nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target (os.replace is atomic only within one file system); the real
+    # suffix last, since some writers choose the format from it.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.chmod(0o644)  # mkstemp makes files private; these are as readable as a run
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def dump_json(data: Any) -> bytes:

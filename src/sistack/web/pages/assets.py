@@ -11,14 +11,13 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 
 from sistack.io.exports.charts import VL_VERSION, vega_bundle
+from sistack.io.store.artifacts import write_atomically
 
 router = APIRouter(include_in_schema=False)
 MEDIA_TYPE = "text/javascript; charset=utf-8"
@@ -36,11 +35,7 @@ def _bundle(path: Path) -> tuple[bytes, bytes, str]:
         raw = path.read_bytes()
     except FileNotFoundError:
         raw = vega_bundle().encode("utf-8")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vega-", suffix=".js")
-        with os.fdopen(fd, "wb") as out:
-            out.write(raw)
-        os.replace(tmp, path)  # readers never see half a file
+        write_atomically(path, lambda tmp: tmp.write_bytes(raw))  # readers never see half
     packed = gzip.compress(raw, compresslevel=6, mtime=0)
     return raw, packed, hashlib.sha256(raw).hexdigest()[:16]
 
